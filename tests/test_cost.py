@@ -1,0 +1,43 @@
+"""MACs from real shapes against hand arithmetic, budgets at the extremes."""
+from backbones import budget_of, create_backbone, list_backbones, unit_costs
+
+
+def test_alexnet_macs_at_255_match_hand_arithmetic():
+    costs = unit_costs(create_backbone("alexnet"), 255)
+    # out sizes: conv1 (255-11)/2+1=123, pool (123-3)/2+1=61, conv2 61-5+1=57, pool 28,
+    # conv3 26, conv4 24, conv5 22. MACs = k*k*(Cin/groups)*Cout*H*W.
+    hand = {
+        "conv1": 11 * 11 * 3 * 96 * 123 * 123,
+        "conv2": 5 * 5 * (96 // 2) * 256 * 57 * 57,
+        "conv3": 3 * 3 * 256 * 384 * 26 * 26,
+        "conv4": 3 * 3 * (384 // 2) * 384 * 24 * 24,
+        "conv5": 3 * 3 * (384 // 2) * 256 * 22 * 22,
+    }
+    assert {n: c.macs for n, c in costs.items()} == hand
+    assert costs["conv5"].out_shape == (256, 22, 22)
+
+
+def test_alexnet_exemplar_features_are_6x6():
+    assert unit_costs(create_backbone("alexnet"), 127)["conv5"].out_shape == (256, 6, 6)
+
+
+def test_resnet_macs_hand_checked_units_and_shapes():
+    costs = unit_costs(create_backbone("resnet16"), 255)
+    assert len(costs) >= 16
+    assert costs["conv1"].macs == 7 * 7 * 3 * 64 * 128 * 128  # (255+6-7)//2+1 = 128
+    assert costs["layer3.0.conv2"].macs == 3 * 3 * 256 * 256 * 28 * 28
+    assert costs["layer2.0.downsample"].macs == 1 * 1 * 64 * 128 * 30 * 30
+    assert costs["neck"].out_shape == (256, 24, 24)  # 24 - 8 + 1 = 17x17 response
+    assert unit_costs(create_backbone("resnet16"), 127)["neck"].out_shape == (256, 8, 8)
+
+
+def test_budget_extremes_are_exact():
+    for name in list_backbones():
+        macs = {n: c.macs for n, c in unit_costs(create_backbone(name), 255).items()}
+        assert budget_of(macs, {n: "fp" for n in macs}) == 1.0
+        assert budget_of(macs, {n: "bin" for n in macs}) == 1 / 64
+
+
+def test_budget_of_mixed_assignment():
+    macs = {"a": 600, "b": 400}
+    assert budget_of(macs, {"a": "fp", "b": "bin"}) == (600 + 400 / 64) / 1000

@@ -1,0 +1,62 @@
+"""SiamFC network: a B2NN backbone shared by both branches and an FP xcorr head."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from backbones import Backbone, create_backbone
+
+# ImageNet statistics in RGB; the tracker feeds RGB uint8-range floats.
+MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Batched cross-correlation of exemplar features z (B,C,h,w) over x (B',C,H,W).
+
+    B must equal B' or be 1 (one exemplar against several search crops).
+    """
+    b, c, h, w = x.shape
+    if z.shape[0] == 1 and b > 1:
+        return F.conv2d(x, z)
+    out = F.conv2d(x.reshape(1, b * c, h, w), z, groups=b)
+    return out.reshape(b, 1, out.shape[-2], out.shape[-1])
+
+
+class XCorrHead(nn.Module):
+    """xcorr followed by a BatchNorm on the response.
+
+    A bare ``xcorr * 0.001 + bias`` head diverged when trained from scratch
+    here; normalising the response trains stably (GUIDE, lessons).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        r = xcorr(z, x) / (z.shape[1] * z.shape[2] * z.shape[3]) ** 0.5
+        return self.bn(r)
+
+
+class SiamNet(nn.Module):
+    def __init__(self, backbone: Backbone | str, **backbone_kw):
+        super().__init__()
+        if isinstance(backbone, str):
+            backbone = create_backbone(backbone, **backbone_kw)
+        self.backbone = backbone
+        self.head = XCorrHead()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def stride(self) -> int:
+        return self.backbone.stride
+
+    def embed(self, img: torch.Tensor) -> torch.Tensor:
+        """Features of RGB images given as (B,3,H,W) floats or uint8 in 0..255."""
+        return self.backbone((img.float() - self.mean) / self.std)
+
+    def forward(self, z_img: torch.Tensor, x_img: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(z_img), self.embed(x_img))
