@@ -45,3 +45,25 @@ def test_unreadable_files(tmp_path):
 def test_uniform_specs():
     assert Spec.uniform("alexnet", "fp").budget == 1.0
     assert Spec.uniform("alexnet", "bin").budget == 1 / 64
+
+
+def test_compressed_state_gives_the_same_binary_forward():
+    import torch
+    from backbones.checkpoint import compress_state, decompress_state
+
+    torch.manual_seed(0)
+    model = create_backbone("resnet16-half").eval()
+    names = model.unit_names()
+    modes = {n: ("bin" if i % 3 else "fp") for i, n in enumerate(names)}
+    model.set_modes(modes)
+    x = torch.randn(1, 3, 127, 127)
+    ref = model(x)
+    packed = compress_state(model.state_dict(), modes)
+    bits = sum(v.numel() * v.element_size() for k, v in packed.items() if k.endswith("weight_bits"))
+    nbin = sum(model.units()[n].weight.numel() for n in names if modes[n] == "bin")
+    assert bits == sum((model.units()[n].weight.numel() + 7) // 8 for n in names if modes[n] == "bin") <= nbin / 8 + len(names)
+    clone = create_backbone("resnet16-half").eval()
+    clone.set_modes(modes)
+    clone.load_state_dict(decompress_state(packed))
+    # FP units were stored in fp16: tolerance of fp16 weights through 16 units.
+    torch.testing.assert_close(clone(x), ref, rtol=2e-2, atol=2e-2)
