@@ -131,7 +131,8 @@ def pair_loss(model: SiamNet, batch: dict, cfg: TrainConfig):
     z, x, target, neg = batch_to(batch, cfg.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16 and not torch.cuda.is_available()):
         resp = model(z, x)
-    labels = siamfc_labels(target, neg, resp.shape[-1], model.stride, cfg.label_radius)
+    stride = getattr(model, "module", model).stride  # DDP wraps the SiamNet
+    labels = siamfc_labels(target, neg, resp.shape[-1], stride, cfg.label_radius)
     return balanced_logistic_loss(resp, labels), resp, target, neg
 
 
@@ -179,6 +180,10 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
     if cfg.init and not (out / "last.pt").exists():
         state = torch.load(cfg.init, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"] if "model" in state else state)
+    if cfg.channels_last and world > 1 and not torch.cuda.is_available():
+        # torch 2.13 + gloo: channels-last tensors crash DDP's backward (SIGSEGV), seen here.
+        print("DDP on CPU: channels_last disabled", flush=True)
+        cfg.channels_last = False
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
@@ -239,7 +244,7 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
                 bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.1e}")
             if rank == 0 and step % cfg.log_every == 0:
                 now = time.perf_counter()
-                _log(log, {"step": step, "loss": float(loss), "lr": lr, "grad_norm": float(gnorm),
+                _log(log, {"step": step, "loss": float(loss.detach()), "lr": lr, "grad_norm": float(gnorm),
                            "pairs_per_s": pairs_since / (now - t_last), "data_wait": wait / max(1e-9, wait + busy),
                            "time": time.time()})
                 t_last, wait, busy, pairs_since = now, 0.0, 0.0, 0

@@ -1,0 +1,58 @@
+"""Synthetic Siamese pairs and a tiny backbone, for fast training tests."""
+import numpy as np
+import torch
+
+from backbones import list_backbones, register
+from backbones.resnet import ResNet16
+
+TINY = "resnet16-tiny-test"
+if TINY not in list_backbones():
+    register(TINY, "ResNet-16 at 1/8 width (tests only)")(lambda **kw: ResNet16(width=0.125, **kw))
+
+
+def _texture(rng, h, w):
+    small = rng.integers(0, 255, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    return np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))[:h, :w]
+
+
+class SyntheticPairs(torch.utils.data.Dataset):
+    """A textured 48x48 patch pasted at the centre of z and at a known offset in x."""
+
+    def __init__(self, n=256, seed=0, neg_rate=0.1):
+        self.n, self.seed, self.neg_rate = n, seed, neg_rate
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng(self.seed * 100003 + i)
+        patch = _texture(rng, 48, 48)
+        z = rng.integers(0, 60, (127, 127, 3), dtype=np.uint8)
+        x = rng.integers(0, 60, (255, 255, 3), dtype=np.uint8)
+        z[40:88, 40:88] = patch
+        neg = bool(rng.random() < self.neg_rate)
+        dy, dx = (int(v) for v in rng.integers(-48, 49, 2))
+        if neg:
+            x[103 + dy:151 + dy, 103 + dx:151 + dx] = _texture(rng, 48, 48)
+        else:
+            x[103 + dy:151 + dy, 103 + dx:151 + dx] = patch
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+        return {"z": t(z), "x": t(x), "target": torch.tensor([float(dy), float(dx)]), "neg": torch.tensor(neg)}
+
+
+class SlowPairs(SyntheticPairs):
+    """The same pairs, slowly: gives a test time to kill a run mid-way."""
+
+    def __getitem__(self, i):
+        import time
+        time.sleep(0.05)
+        return super().__getitem__(i)
+
+
+def train_slowly(out):
+    """Child-process target: the tests' 16-step run on slow data."""
+    from tracker.training import TrainConfig, train
+    torch.manual_seed(0)
+    cfg = TrainConfig(backbone=TINY, out=out, steps=16, batch_size=4, ckpt_every=4, log_every=1, val_every=6,
+                      val_batches=2, workers=0, threads=1, warmup_steps=3, bf16=False, channels_last=False)
+    train(cfg, SlowPairs(64), progress=False)

@@ -1,0 +1,121 @@
+"""FP training loop: loss falls, kill + resume continues exactly, DDP replicas agree."""
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tests.helpers.synthetic import TINY, SyntheticPairs, train_slowly
+from tracker.losses import balanced_logistic_loss, siamfc_labels
+from tracker.training import TrainConfig, lr_at, train
+
+
+def _cfg(out, **kw):
+    base = dict(backbone=TINY, out=str(out), steps=12, batch_size=4, ckpt_every=4, log_every=1, val_every=6,
+                val_batches=2, workers=0, threads=1, warmup_steps=3, bf16=False, channels_last=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_labels_and_balanced_loss_by_hand():
+    labels = siamfc_labels(torch.tensor([[0.0, 0.0], [16.0, 0.0]]), torch.tensor([False, True]), 5, 8, radius=8)
+    # 5x5 grid, stride 8, centre (2,2): cells at distance 0 and 8 px are positive -> a plus of 5 cells.
+    assert labels[0, 0].sum() == 5 and labels[0, 0, 2, 2] == 1 and labels[0, 0, 0, 0] == 0
+    assert labels[1].sum() == 0  # negative pair
+    zero = torch.zeros(2, 1, 5, 5)
+    # logits 0 -> every cell costs log 2; weights sum to 1 per pair.
+    assert abs(balanced_logistic_loss(zero, labels).item() - torch.log(torch.tensor(2.0)).item()) < 1e-6
+
+
+def test_lr_schedule_warms_up_and_decays():
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, final_lr_ratio=0.1)
+    assert lr_at(0, cfg) == 0.1 and lr_at(9, cfg) == 1.0
+    assert abs(lr_at(100, cfg) - 0.1) < 1e-9 and lr_at(50, cfg) < 1.0
+
+
+def _records(out):
+    return [json.loads(l) for l in (Path(out) / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_reduces_loss_and_validates(tmp_path):
+    torch.manual_seed(0)
+    train(_cfg(tmp_path, steps=30, lr=3e-3, val_every=30), SyntheticPairs(128), SyntheticPairs(16, seed=9), progress=False)
+    rec = [r for r in _records(tmp_path) if "loss" in r]
+    first = sum(r["loss"] for r in rec[:5]) / 5
+    last = sum(r["loss"] for r in rec[-5:]) / 5
+    assert last < first
+    val = [r for r in _records(tmp_path) if "val_loss" in r]
+    assert val and 0.0 <= val[-1]["val_peak8"] <= 1.0
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    torch.manual_seed(0)
+    ref = train(_cfg(full, steps=16), SyntheticPairs(64), progress=False)
+    proc = mp.get_context("spawn").Process(target=train_slowly, args=(str(killed),))
+    proc.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.is_alive():
+        ck = killed / "last.pt"
+        if ck.exists() and torch.load(ck, weights_only=False)["step"] >= 4:
+            break
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL: no cleanup, no final checkpoint
+    proc.join()
+    step = torch.load(killed / "last.pt", weights_only=False)["step"]
+    assert 4 <= step < 16
+    resumed = train(_cfg(killed, steps=16), SyntheticPairs(64), progress=False)
+    steps = [r["step"] for r in _records(killed) if "loss" in r]
+    assert steps[-1] == 16 and set(range(step + 1, 17)) <= set(steps)
+    for (k, a), (_, b) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_resume_is_exact(tmp_path):
+    """Stop after 8 of 16 steps (same schedule), resume, and match an uninterrupted run bit for bit."""
+    torch.manual_seed(0)
+    full = train(_cfg(tmp_path / "full", steps=16), SyntheticPairs(64), progress=False)
+    part = tmp_path / "part"
+    torch.manual_seed(0)
+    cfg = _cfg(part, steps=16)
+    # Interrupt by raising KeyboardInterrupt inside the loop at step 9 (after the step-8 checkpoint).
+    import tracker.training as tt
+    orig = tt.pair_loss
+    calls = {"n": 0}
+
+    def interrupting(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    tt.pair_loss = interrupting
+    try:
+        train(cfg, SyntheticPairs(64), progress=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        tt.pair_loss = orig
+    assert torch.load(part / "last.pt", weights_only=False)["step"] == 8
+    torch.manual_seed(999)
+    resumed = train(cfg, SyntheticPairs(64), progress=False)
+    for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def test_ddp_two_processes_keep_replicas_identical(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                        str(Path(__file__).parent / "helpers" / "ddp_worker.py"), str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [r["step"] for r in _records(tmp_path) if "loss" in r]
+    assert steps == [1, 2, 3, 4]  # rank 0 logged every step of the 4-step run

@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""Train the FP SiamFC tracker (the teacher of every B2NN), resumably.
+
+    python tools/train_siamfc.py --out runs/fp-resnet16-half --steps 8000
+    torchrun --nproc_per_node 2 tools/train_siamfc.py --out runs/ddp ...   # DDP (gloo on CPU)
+
+Pairs come from pre-generated shards (``--train-shards``/``--val-shards``,
+made by tools/pregenerate_pairs.py) or are generated on the fly from the
+sources found by tools/prepare_data.py. Re-running with the same ``--out``
+resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tracker.training import TrainConfig, train  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name == "data":
+            continue
+        t = type(getattr(defaults, f.name))
+        if t is bool:
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
+                           default=getattr(defaults, f.name), metavar="BOOL")
+        else:
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=t, default=getattr(defaults, f.name))
+    p.add_argument("--train-shards", help="folder of pre-generated training pairs")
+    p.add_argument("--val-shards", help="folder of pre-generated validation pairs")
+    p.add_argument("--weights", default="", help="source weights for on-the-fly pairs, e.g. video=0.5,still=0.25,composite=0.25")
+    p.add_argument("--cache", default="data_cache", help="where tools/prepare_data.py put the sources")
+    a = p.parse_args(argv)
+    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if f.name != "data"})
+    if a.train_shards:
+        from tracker.data.shards import ShardDataset
+        train_ds = ShardDataset(a.train_shards)
+        val_ds = ShardDataset(a.val_shards) if a.val_shards else None
+        cfg.data = {"train_shards": a.train_shards, "val_shards": a.val_shards, "pairs": len(train_ds)}
+    else:
+        from tracker.data import make_datasets
+        data_cfg = {"cache": a.cache, "seed": cfg.seed}
+        if a.weights:
+            data_cfg["weights"] = {k: float(v) for k, v in (kv.split("=") for kv in a.weights.split(","))}
+        train_ds, val_ds = make_datasets(data_cfg)
+        cfg.data = data_cfg
+    try:
+        train(cfg, train_ds, val_ds)
+    except KeyboardInterrupt:
+        print(f"interrupted; resume with the same --out {cfg.out}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

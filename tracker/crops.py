@@ -1,0 +1,67 @@
+"""Inference-time crops: square patches around a centre, batched over scales.
+
+Same geometry as training (tracker/data/crops.py): boxes are x,y,w,h with
+(x, y) the top-left edge, the target centre in pixel-centre coordinates is
+(x + (w-1)/2, y + (h-1)/2) and maps to the crop centre ((size-1)/2). Padding
+is the image's mean colour, as in SiamFC.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+CONTEXT = 0.5
+
+
+def box_to_cs(box) -> tuple[np.ndarray, np.ndarray]:
+    """x,y,w,h -> centre (cx, cy) and size (w, h), float64."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([x + (w - 1) / 2, y + (h - 1) / 2]), np.array([w, h])
+
+
+def cs_to_box(center, size) -> np.ndarray:
+    return np.array([center[0] - (size[0] - 1) / 2, center[1] - (size[1] - 1) / 2, size[0], size[1]])
+
+
+def context_size(size, context: float = CONTEXT) -> float:
+    """SiamFC exemplar extent in image pixels: sqrt((w+p)(h+p)), p = context·(w+h)."""
+    w, h = float(size[0]), float(size[1])
+    p = context * (w + h)
+    return math.sqrt((w + p) * (h + p))
+
+
+def mean_colour(img: np.ndarray) -> tuple:
+    return tuple(float(v) for v in cv2.mean(img)[: img.shape[2]])
+
+
+def square_crop(img: np.ndarray, center, extent: float, out_size: int, pad=None,
+                flip: bool = False) -> np.ndarray:
+    """The ``extent``×``extent`` image square centred on ``center``, resized to ``out_size``.
+
+    One affine warp: no intermediate padded copy of the frame, so the cost
+    does not grow with the image size.
+    """
+    s = out_size / extent
+    c = (out_size - 1) / 2
+    sx = -s if flip else s
+    m = np.array([[sx, 0.0, c - sx * center[0]], [0.0, s, c - s * center[1]]])
+    if pad is None:
+        pad = mean_colour(img)
+    # INTER_AREA would be nicer for strong downscales but warpAffine does not support it.
+    return cv2.warpAffine(img, m, (out_size, out_size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=pad)
+
+
+def scale_crops(img: np.ndarray, center, extents, out_size: int, pad=None) -> np.ndarray:
+    """Crops at several extents around one centre, stacked (S, out, out, 3)."""
+    if pad is None:
+        pad = mean_colour(img)
+    return np.stack([square_crop(img, center, e, out_size, pad) for e in extents])
+
+
+def to_tensor_batch(crops: np.ndarray):
+    """(S,H,W,3) uint8 RGB -> (S,3,H,W) float tensor in 0..255 (what SiamNet.embed takes)."""
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float()

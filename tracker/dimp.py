@@ -1,0 +1,331 @@
+"""DiMP-style tracker: SiamFC plus a target filter learned online, with distractor tracking.
+
+The search-crop features of the backbone feed a filter f learned online as
+
+    f = argmin  sum_i w_i ||f * x_i - y_i||^2 + lambda ||f||^2
+
+(x_i: features of past search crops, y_i: Gaussian labels at the target,
+w_i: sample weights decaying with age), solved by a few conjugate-gradient
+iterations on the normal equations (ATOM/DiMP's optimiser without the
+learned parts). The filter has the exemplar's feature size, so its valid
+correlation over a search crop lands on exactly the SiamFC response grid and
+the two responses are fused 50/50 (the GUIDE's measured +0.09 AUC).
+
+Distractors (KeepTrack, Mayer et al. 2021, in spirit): local maxima of the
+fused response are kept as candidates with ids and associated frame to
+frame by a linear assignment (``lap.lapjv``) on displacement, appearance and
+score, so a similar object that briefly outscores the target is recognised
+as the known distractor it was, and the target candidate is kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import lap
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import crops
+from .siamfc import SiamFCParams, SiamFCTracker
+
+
+@dataclass
+class DiMPParams(SiamFCParams):
+    window_influence: float = 0.15
+    fuse_weight: float = 0.5  # share of the online filter in the fused response
+    filter_reg: float = 0.02  # lambda, relative to one sample's energy per filter tap
+    label_sigma: float = 0.125  # Gaussian label width, fraction of the target size
+    memory_size: int = 40
+    sample_lr: float = 0.03  # weight of each new sample; older ones decay by (1 - lr)
+    init_iters: int = 15
+    update_iters: int = 3
+    update_every: int = 5  # frames between filter optimisations (samples are added every frame)
+    conf_threshold: float = 0.3  # filter peak below this: target uncertain, no sample is stored
+    init_shift: float = 32.0  # search-crop pixels of the shift augmentations
+    # Candidates and their association (KeepTrack-like).
+    cand_threshold: float = 0.5  # local maxima above this fraction of the max are candidates
+    max_candidates: int = 5
+    cand_radius: float = 1.5  # non-maximum suppression radius, response cells
+    assoc_motion: float = 1.0  # cost per target size of displacement
+    assoc_appearance: float = 1.0  # cost of 1 - cosine similarity of the features
+    assoc_score: float = 0.5  # cost of the score change
+    assoc_limit: float = 1.2  # above this a pair is not associated
+    keep_ratio: float = 0.7  # a new peak must beat the known target by 1/keep_ratio to take over
+    ok_threshold: float = 0.2
+
+
+# -- the online filter -------------------------------------------------------
+
+class SampleMemory:
+    """Fixed-capacity training set with age-decaying weights; first-frame samples are never evicted."""
+
+    def __init__(self, capacity: int, lr: float):
+        self.capacity, self.lr = capacity, lr
+        self.x: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+        self.w = np.zeros(0)
+        self.n = self.protected = 0
+
+    def init(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        n = x.shape[0]
+        cap = max(self.capacity, n + 1)
+        self.x = torch.zeros((cap,) + tuple(x.shape[1:]))
+        self.y = torch.zeros((cap,) + tuple(y.shape[1:]))
+        self.x[:n], self.y[:n] = x, y
+        self.w = np.zeros(cap)
+        self.w[:n] = 1.0 / n
+        self.n = self.protected = n
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.w[: self.n] *= 1 - self.lr
+        if self.n < len(self.w):
+            i = self.n
+            self.n += 1
+        else:  # replace the lightest non-protected sample
+            i = self.protected + int(np.argmin(self.w[self.protected: self.n]))
+        self.x[i], self.y[i], self.w[i] = x, y, self.lr
+        self.w[: self.n] /= self.w[: self.n].sum()
+
+    def tensors(self):
+        return self.x[: self.n], self.y[: self.n], torch.from_numpy(self.w[: self.n]).float()
+
+
+class TargetFilter:
+    """Multi-channel correlation filter fitted by conjugate gradient on the normal equations."""
+
+    def __init__(self, channels: int, size: int, reg: float):
+        self.f = torch.zeros(1, channels, size, size)
+        self.reg = reg
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.f)[:, 0]
+
+    def optimise(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, iters: int) -> None:
+        """``iters`` CG steps from the current filter (warm start)."""
+        if iters <= 0:
+            return
+        xt = x.transpose(0, 1).contiguous()  # (C, N, H, W): the adjoint is a conv with the residual as kernel
+        wv = w.view(-1, 1, 1, 1)
+        lam = self.reg * y.shape[-1] * y.shape[-2]
+
+        def normal(v):  # (A^T W A + lam) v
+            r = F.conv2d(x, v) * wv
+            return F.conv2d(xt, r.transpose(0, 1)).transpose(0, 1) + lam * v
+
+        b = F.conv2d(xt, (y * wv).transpose(0, 1)).transpose(0, 1)
+        r = b - normal(self.f)
+        p = r.clone()
+        rr = float((r * r).sum())
+        for _ in range(iters):
+            if rr < 1e-12:
+                break
+            hp = normal(p)
+            alpha = rr / max(float((p * hp).sum()), 1e-12)
+            self.f = self.f + alpha * p
+            r = r - alpha * hp
+            rr_new = float((r * r).sum())
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+
+
+def normalise_features(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample RMS normalisation, so that lambda and the label scale mean the same on any backbone."""
+    return x / x.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-6)
+
+
+def gaussian_label(size: int, center_yx, sigma: float) -> torch.Tensor:
+    """(size, size) Gaussian peaked at ``center_yx`` (response cells, 0 = grid centre)."""
+    g = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    dy = (g - float(center_yx[0])) ** 2
+    dx = (g - float(center_yx[1])) ** 2
+    return torch.exp(-(dy[:, None] + dx[None, :]) / (2 * sigma * sigma))
+
+
+# -- candidates and their association ---------------------------------------
+
+@dataclass
+class Candidate:
+    pos: np.ndarray  # image (x, y)
+    score: float
+    feat: np.ndarray  # L2-normalised feature vector
+    up_rc: np.ndarray  # (row, col) in the upsampled map
+    id: int = -1
+
+
+class DistractorTracker:
+    """Keeps candidate peaks with ids across frames; decides which one is the target."""
+
+    def __init__(self, params: DiMPParams):
+        self.p = params
+        self.prev: list[Candidate] = []
+        self.target_id = 0
+        self.next_id = 1
+        self.last_decision = "init"
+
+    def reset(self, pos, feat) -> None:
+        self.prev = [Candidate(np.asarray(pos, float), 1.0, feat, np.zeros(2), 0)]
+        self.target_id, self.next_id = 0, 1
+
+    def _associate(self, cands: list[Candidate], target_scale: float) -> None:
+        p = self.p
+        if not self.prev or not cands:
+            for c in cands:
+                c.id, self.next_id = self.next_id, self.next_id + 1
+            return
+        cost = np.zeros((len(self.prev), len(cands)))
+        for i, a in enumerate(self.prev):
+            for j, b in enumerate(cands):
+                d = np.linalg.norm(a.pos - b.pos) / target_scale
+                app = 1.0 - float(np.dot(a.feat, b.feat))
+                cost[i, j] = p.assoc_motion * d + p.assoc_appearance * app + p.assoc_score * abs(a.score - b.score)
+        _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=p.assoc_limit)
+        for i, j in enumerate(x):
+            if j >= 0:
+                cands[j].id = self.prev[i].id
+        for c in cands:
+            if c.id < 0:
+                c.id, self.next_id = self.next_id, self.next_id + 1
+
+    def choose(self, cands: list[Candidate], best: int, target_scale: float) -> int:
+        """Index of the target among ``cands``; ``best`` is the plain (window-weighted) choice."""
+        known = {c.id for c in self.prev}
+        self._associate(cands, target_scale)
+        tgt = next((k for k, c in enumerate(cands) if c.id == self.target_id), None)
+        pick, self.last_decision = best, "max"
+        if tgt is not None and tgt != best:
+            top = cands[best]
+            if top.id in known:  # a distractor we have been watching took the lead: keep the target
+                pick, self.last_decision = tgt, "kept-target-over-distractor"
+            elif cands[tgt].score >= self.p.keep_ratio * top.score:  # a newcomer, but not clearly better
+                pick, self.last_decision = tgt, "kept-target-over-newcomer"
+            else:
+                self.last_decision = "switched"
+        elif tgt is None:
+            self.last_decision = "redetected"
+        self.target_id = cands[pick].id
+        self.prev = cands
+        return pick
+
+
+# -- the tracker --------------------------------------------------------------
+
+class DiMPTracker(SiamFCTracker):
+    name = "dimp"
+    Params = DiMPParams
+
+    # -- first frame: augmented samples and the initial filter ----------------
+    def _after_init(self, img: np.ndarray, pad) -> None:
+        p = self.params
+        samples, shifts = self._augmented_crops(img, pad)
+        xf = normalise_features(self._embed(samples))
+        self.feat_size = xf.shape[-1]
+        self.resp_size = self.feat_size - self.zf.shape[-1] + 1
+        labels = torch.stack([self._label(s) for s in shifts])
+        self.memory = SampleMemory(p.memory_size, p.sample_lr)
+        self.memory.init(xf, labels)
+        self.filter = TargetFilter(xf.shape[1], self.zf.shape[-1], p.filter_reg)
+        self.filter.optimise(*self.memory.tensors(), iters=p.init_iters)
+        self.distractors = DistractorTracker(p)
+        self.distractors.reset(self.center, self._feature_at(xf[0], np.zeros(2)))
+        self.filter_confidence = 1.0
+
+    def _augmented_crops(self, img, pad):
+        """First-frame crops: plain, shifted, flipped, blurred, rescaled; with the target offset (dy, dx) in search px."""
+        p = self.params
+        ext, c, n = self.x_extent, self.center, p.search_size
+        k = ext / n  # image px per search px
+        s = p.init_shift
+        offs = [(0.0, 0.0), (0, s), (0, -s), (s, 0), (-s, 0)]
+        offs += [tuple(v) for v in self.rng.uniform(-s, s, size=(2, 2))]
+        out, shifts = [], []
+        for dy, dx in offs:  # moving the crop centre by -d puts the target at +d
+            out.append(crops.square_crop(img, c - np.array([dx, dy]) * k, ext, n, pad))
+            shifts.append((dy, dx))
+        base = out[0]
+        out.append(crops.square_crop(img, c, ext, n, pad, flip=True))
+        shifts.append((0.0, 0.0))
+        for sig in (1.5, 3.0):
+            out.append(cv2.GaussianBlur(base, (0, 0), sig))
+            shifts.append((0.0, 0.0))
+        for f in (0.9, 1.1):  # the target appears 1/f as large
+            out.append(crops.square_crop(img, c, ext * f, n, pad))
+            shifts.append((0.0, 0.0))
+        return np.stack(out), shifts
+
+    def _label(self, offset_px) -> torch.Tensor:
+        """Gaussian label on the response grid for a target at ``offset_px`` (dy, dx) from the crop centre."""
+        p = self.params
+        tgt_px = np.sqrt(np.prod(self.size)) * p.search_size / self.x_extent
+        sigma = max(0.5, p.label_sigma * tgt_px / self.stride)
+        return gaussian_label(self.resp_size, np.asarray(offset_px) / self.stride, sigma)[None]
+
+    # -- per frame ----------------------------------------------------------
+    def _score(self, xf: torch.Tensor) -> torch.Tensor:
+        siam = self.model.head(self.zf, xf)[:, 0].float()
+        self._xn = normalise_features(xf)
+        filt = self.filter.apply(self._xn)
+        self._filt = filt
+        lo, hi = siam.min(), siam.max()
+        siam_n = (siam - lo) / (hi - lo).clamp(min=1e-6)  # joint over scales: keeps them comparable
+        w = self.params.fuse_weight
+        return (1 - w) * siam_n + w * filt
+
+    def _feature_at(self, feat: torch.Tensor, offset_px: np.ndarray) -> np.ndarray:
+        """Bilinear feature vector at ``offset_px`` (dy, dx) from the search-crop centre, L2-normalised."""
+        n = feat.shape[-1]
+        g = (np.asarray(offset_px) / self.stride + (n - 1) / 2) / (n - 1) * 2 - 1
+        grid = torch.tensor([[[[g[1], g[0]]]]], dtype=torch.float32)
+        v = F.grid_sample(feat[None], grid, align_corners=True)[0, :, 0, 0].numpy()
+        return v / max(np.linalg.norm(v), 1e-9)
+
+    def _locate(self, r: np.ndarray, si: int, scores, xf) -> np.ndarray:
+        p = self.params
+        windowed = (1 - p.window_influence) * r + p.window_influence * self._window(r.shape[0])
+        cands = self._candidates(r, windowed, si, xf)
+        if not cands:
+            return super()._locate(r, si, scores, xf)
+        best = int(np.argmax([windowed[tuple(c.up_rc.astype(int))] for c in cands]))
+        pick = self.distractors.choose(cands, best, float(np.sqrt(np.prod(self.size))))
+        # Refine: the window-weighted maximum near the chosen candidate.
+        rad = int(round(p.cand_radius * p.response_up))
+        r0, c0 = cands[pick].up_rc.astype(int)
+        sub = windowed[max(0, r0 - rad): r0 + rad + 1, max(0, c0 - rad): c0 + rad + 1]
+        rr, cc = np.unravel_index(int(np.argmax(sub)), sub.shape)
+        return np.array([max(0, r0 - rad) + rr, max(0, c0 - rad) + cc], dtype=np.float64)
+
+    def _up_to_px(self, up_rc: np.ndarray, up_size: int) -> np.ndarray:
+        return (np.asarray(up_rc, float) - (up_size - 1) / 2) * self.stride / self.params.response_up
+
+    def _candidates(self, r: np.ndarray, windowed: np.ndarray, si: int, xf) -> list[Candidate]:
+        p = self.params
+        t = torch.from_numpy(r)[None, None]
+        k = 2 * int(round(p.cand_radius * p.response_up)) + 1
+        is_max = (F.max_pool2d(t, k, 1, k // 2) == t)[0, 0].numpy()
+        thr = p.cand_threshold * r.max()
+        rows, cols = np.nonzero(is_max & (r >= thr) & (r > 0))
+        order = np.argsort(-r[rows, cols])[: p.max_candidates]
+        extent = self.x_extent * self.scales[si]
+        out = []
+        for i in order:
+            rc = np.array([rows[i], cols[i]], float)
+            off = self._up_to_px(rc, r.shape[0])
+            pos = self.center + off[::-1] * extent / p.search_size
+            out.append(Candidate(pos, float(r[rows[i], cols[i]] / max(r.max(), 1e-12)), self._feature_at(xf[si], off), rc))
+        return out
+
+    def _after_update(self, img, pad, xf, si, disp_crop, extents) -> None:
+        p = self.params
+        # Confidence: the online filter's value at the new target position.
+        cell = disp_crop / self.stride + (self.resp_size - 1) / 2
+        rr, cc = np.clip(np.round(cell).astype(int), 0, self.resp_size - 1)
+        self.filter_confidence = float(self._filt[si, rr, cc])
+        self.confidence = self.filter_confidence
+        if self.filter_confidence >= p.conf_threshold and self.distractors.last_decision in ("max", "init"):
+            mid = (len(self.scales) - 1) // 2
+            # the target's offset in the middle-scale crop (where the sample comes from)
+            off_mid = disp_crop * extents[si] / extents[mid]
+            self.memory.add(self._xn[mid], self._label(off_mid))
+        if (self.frame - 1) % p.update_every == 0:
+            self.filter.optimise(*self.memory.tensors(), iters=p.update_iters)

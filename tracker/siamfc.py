@@ -1,0 +1,182 @@
+"""SiamFC tracker: fixed (or slowly blended) exemplar, 3-scale search, cosine window.
+
+Follows Bertinetto et al. 2016: exemplar crop with context 0.5·(w+h) and
+mean-colour padding embedded once; the search crop is 255/127 times larger;
+responses of the scale pyramid are upsampled ×16 (bicubic), non-central
+scales are penalised, the chosen map is blended with a cosine window and the
+scale change is damped. The got10k interface is ``init(image, box)`` /
+``update(image) -> box``; ``track(image) -> (ok, box)`` mimics OpenCV.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import crops
+
+
+@dataclass
+class SiamFCParams:
+    exemplar_size: int = 127
+    search_size: int = 255
+    context: float = crops.CONTEXT
+    num_scales: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745  # multiplies the peak of every non-central scale
+    scale_lr: float = 0.59  # damping of the scale change
+    window_influence: float = 0.176
+    response_up: int = 16
+    min_scale: float = 0.2  # target size kept within [min, max] × its initial size
+    max_scale: float = 5.0
+    template_lr: float = 0.0  # >0: blend the exemplar with the tracked one (confident frames only)
+    template_every: int = 1
+    ok_threshold: float = 0.1  # confidence below this -> track() reports ok=False
+    rgb: bool = False  # images are RGB (default: OpenCV's BGR)
+    threads: int | None = None  # torch threads; None leaves torch's setting
+    seed: int = 0
+
+    @classmethod
+    def from_kwargs(cls, **kw):
+        """Build from keyword overrides; an unknown name is a clear error, not a silent no-op."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(kw) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} parameter(s): {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(names))}")
+        return replace(cls(), **kw)
+
+
+class SiamFCTracker:
+    name = "siamfc"
+    Params = SiamFCParams
+
+    def __init__(self, model, params: SiamFCParams | None = None, **kw):
+        self.model = model.eval()
+        self.params = params if params is not None else self.Params.from_kwargs(**kw)
+        self.stride = int(model.stride)
+        self.confidence = float("nan")
+        self.frame = 0
+
+    # -- image helpers ----------------------------------------------------
+    def _rgb(self, image: np.ndarray) -> np.ndarray:
+        img = np.asarray(image)
+        if img.ndim == 2:
+            return np.repeat(img[:, :, None], 3, axis=2)
+        if img.ndim != 3 or img.shape[2] not in (3, 4):
+            raise ValueError(f"expected an HxWx3 image, got shape {img.shape}")
+        if img.shape[2] == 4:
+            img = img[:, :, :3]
+        if img.dtype != np.uint8:
+            img = np.clip(img, 0, 255).astype(np.uint8)
+        return img if self.params.rgb else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    @torch.inference_mode()
+    def _embed(self, patches: np.ndarray) -> torch.Tensor:
+        return self.model.embed(crops.to_tensor_batch(patches))
+
+    # -- got10k interface -------------------------------------------------
+    @torch.inference_mode()
+    def init(self, image: np.ndarray, box) -> None:
+        p = self.params
+        if p.threads:
+            torch.set_num_threads(int(p.threads))
+        torch.manual_seed(p.seed)
+        self.rng = np.random.default_rng(p.seed)
+        box = np.asarray(box, dtype=np.float64).reshape(-1)
+        if box.size != 4 or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            raise ValueError(f"init box must be x,y,w,h with positive size, got {box.tolist()}")
+        img = self._rgb(image)
+        self.img_shape = img.shape[:2]
+        self.center, self.size = crops.box_to_cs(box)
+        self.base_size = self.size.copy()
+        self.z_extent = crops.context_size(self.size, p.context)
+        self.x_extent = self.z_extent * p.search_size / p.exemplar_size
+        pad = crops.mean_colour(img)
+        z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
+        self.zf = self._embed(z[None])
+        n = p.num_scales
+        self.scales = p.scale_step ** (np.arange(n) - (n - 1) / 2)
+        self.frame = 1
+        self.confidence = 1.0
+        self._windows = {}
+        self._after_init(img, pad)
+
+    def _after_init(self, img: np.ndarray, pad) -> None:
+        """Hook for trackers that learn something on the first frame."""
+
+    @torch.inference_mode()
+    def update(self, image: np.ndarray) -> np.ndarray:
+        if self.frame == 0:
+            raise RuntimeError("call init(image, box) before update(image)")
+        p = self.params
+        img = self._rgb(image)
+        self.img_shape = img.shape[:2]
+        pad = crops.mean_colour(img)
+        extents = self.x_extent * self.scales
+        xf = self._embed(crops.scale_crops(img, self.center, extents, p.search_size, pad))
+        scores = self._score(xf)  # (S, R, R) float tensor, higher = target
+        si, up = self._pick_scale(scores)
+        peak = self._locate(up, si, scores, xf)
+        disp_crop = (peak - (up.shape[0] - 1) / 2) * self.stride / p.response_up  # (dy, dx) search px
+        disp_img = disp_crop * extents[si] / p.search_size
+        self.center = self.center + disp_img[::-1]
+        s = (1 - p.scale_lr) + p.scale_lr * self.scales[si]
+        self.size = np.clip(self.size * s, p.min_scale * self.base_size, p.max_scale * self.base_size)
+        self.z_extent = crops.context_size(self.size, p.context)
+        self.x_extent = self.z_extent * p.search_size / p.exemplar_size
+        h, w = self.img_shape
+        self.center = np.clip(self.center, [0, 0], [w - 1, h - 1])
+        self.frame += 1
+        self._after_update(img, pad, xf, si, disp_crop, extents)
+        if p.template_lr > 0 and self.frame % p.template_every == 0 and self.confidence >= p.ok_threshold:
+            z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
+            self.zf = (1 - p.template_lr) * self.zf + p.template_lr * self._embed(z[None])
+        return crops.cs_to_box(self.center, self.size)
+
+    def track(self, image: np.ndarray) -> tuple[bool, tuple]:
+        """OpenCV-style: (ok, (x, y, w, h)); ok is False when the confidence is low."""
+        box = self.update(image)
+        return bool(self.confidence >= self.params.ok_threshold), tuple(float(v) for v in box)
+
+    # -- steps a subclass may refine ---------------------------------------
+    def _score(self, xf: torch.Tensor) -> torch.Tensor:
+        r = self.model.head(self.zf, xf)[:, 0].float()
+        self.confidence = float(torch.sigmoid(r.max()))
+        return r
+
+    def _after_update(self, img, pad, xf, si, disp_crop, extents) -> None:
+        """Hook: called with the search features once the new state is known."""
+
+    def _pick_scale(self, scores: torch.Tensor) -> tuple[int, np.ndarray]:
+        """Upsample every scale, penalise the non-central ones, return the best (index, window-blended map)."""
+        p = self.params
+        up = F.interpolate(scores[:, None], scale_factor=p.response_up, mode="bicubic", align_corners=False)[:, 0]
+        # Penalise peak heights above the global floor: logits can be negative,
+        # and scaling a negative peak by <1 would favour that scale instead.
+        peaks = up.flatten(1).max(dim=1).values.double().numpy() - float(up.min())
+        mid = (len(peaks) - 1) // 2
+        peaks[np.arange(len(peaks)) != mid] *= p.scale_penalty
+        si = int(np.argmax(peaks))
+        r = up[si].numpy().astype(np.float64)
+        r -= r.min()
+        r /= max(r.sum(), 1e-12)
+        return si, (1 - p.window_influence) * r + p.window_influence * self._window(r.shape[0])
+
+    def _window(self, n: int) -> np.ndarray:
+        if n not in self._windows:
+            h = np.hanning(n)
+            w = np.outer(h, h)
+            self._windows[n] = w / w.sum()
+        return self._windows[n]
+
+    def _locate(self, up: np.ndarray, si: int, scores, xf) -> np.ndarray:
+        """Peak (row, col) in the upsampled map."""
+        return np.array(np.unravel_index(int(np.argmax(up)), up.shape), dtype=np.float64)
+
+    # -- misc -------------------------------------------------------------
+    def describe(self) -> dict:
+        return {"tracker": self.name, **asdict(self.params)}
