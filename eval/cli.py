@@ -1,0 +1,250 @@
+"""`track-eval`: run trackers on benchmarks, score raw results, render reports."""
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .errors import EvalError
+
+DATASETS = ("otb", "lasot", "got10k", "vot", "uav123", "folder")
+
+_DESCRIPTION = """\
+Evaluate single-object trackers on OTB-2015, LaSOT, GOT-10k, VOT, UAV123 or a folder of
+sequences, with the official OTB/LaSOT toolkit definitions (success AUC over 21 IoU thresholds,
+precision at 20 px, normalized precision at 0.20, averaged over sequences).
+
+  track-eval run     run a tracker, write raw results <results>/<tracker>/<dataset>/<seq>.txt
+  track-eval score   score raw results (ours or published ones)
+  track-eval report  write success/precision plots and a Markdown table
+"""
+
+_EXAMPLES = """\
+examples:
+  track-eval score --dataset otb --anno ../shared/data/otb100_anno \\
+      --results ../shared/data/raw_results/OTB100 --json
+  track-eval run --dataset folder --root ../shared/data/sequences --tracker csrt \\
+      --workers 2 --results results
+  track-eval report --dataset folder --root ../shared/data/sequences --results results \\
+      --out report
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line (exit status 2), no usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_dataset(p, with_root_alias):
+    p.add_argument("--dataset", required=True, choices=DATASETS,
+                   help="benchmark layout: " + ", ".join(DATASETS))
+    if with_root_alias:
+        p.add_argument("--anno", "--root", dest="root", required=True, metavar="PATH",
+                       help="ground truth: the dataset root, or annotation-only folders "
+                            "(OTB toolkit anno/, LaSOT toolkit <seq>.txt + absent/)")
+    p.add_argument("--split", default="val",
+                   help="GOT-10k split when PATH is the dataset root (default: val)")
+    p.add_argument("--all-sequences", action="store_true",
+                   help="OTB: keep extra sequences of a full toolkit folder (default: OTB100); "
+                        "LaSOT: ignore testing_set.txt")
+
+
+def _add_scoring(p):
+    p.add_argument("--results", required=True, metavar="DIR",
+                   help="folder with one sub-folder per tracker (<tracker>/<seq>.txt or "
+                        "<tracker>/<dataset>/<seq>.txt)")
+    p.add_argument("--trackers", nargs="+", metavar="NAME",
+                   help="only these trackers (default: every tracker folder)")
+    p.add_argument("--convention", choices=("otb", "lasot", "visible", "pooled"),
+                   help="scoring convention (default: the dataset's official one; 'visible' "
+                        "and 'pooled' reproduce other toolkits and are not official)")
+
+
+def build_parser():
+    parser = _Parser(prog="track-eval", description=_DESCRIPTION, epilog=_EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="{run,score,report}")
+
+    score = sub.add_parser("score", help="score raw results against ground truth",
+                           description="Score raw results; prints a table, or JSON with --json.")
+    _add_dataset(score, True)
+    _add_scoring(score)
+    score.add_argument("--json", action="store_true",
+                       help='print {"dataset":..., "trackers": {NAME: {"auc", "precision", '
+                            '"norm_precision", "n_seqs"}}} (GOT-10k adds ao, sr50, sr75)')
+    score.add_argument("--plot", metavar="FILE.png", help="also write success/precision plots")
+
+    run = sub.add_parser("run", help="run a tracker over a dataset (parallel, resumable)",
+                         description="Run a tracker and write raw results; finished sequences "
+                                     "are skipped, so rerunning the same command resumes.")
+    _add_dataset(run, False)
+    run.add_argument("--root", required=True, metavar="PATH", help="dataset root with frames")
+    run.add_argument("--tracker", required=True,
+                     help="csrt, kcf, nanotrack (OpenCV peers) or siamfc, dimp (ours)")
+    run.add_argument("--budget", type=float, help="our trackers: FLOP budget of the B2NN backbone")
+    run.add_argument("--model", metavar="CKPT", help="our trackers: checkpoint to load")
+    run.add_argument("--threads", type=int, help="our trackers: threads per tracker")
+    run.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    run.add_argument("--results", required=True, metavar="DIR", help="where results go")
+    run.add_argument("--name", help="result folder name (default: tracker, plus _b<budget>)")
+    run.add_argument("--nanotrack-dir", metavar="PATH",
+                     help="folder with NanoTrack v2's *backbone*.onnx and *head*.onnx")
+    run.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
+    run.add_argument("--max-frames", type=int, metavar="N",
+                     help="track only the first N frames of each sequence (smoke tests)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = sub.add_parser("report", help="write plots and a Markdown table",
+                            description="Write success/precision plots (PNG), results.md with a "
+                                        "table and, when attributes are known, per-attribute "
+                                        "tables.")
+    _add_dataset(report, True)
+    _add_scoring(report)
+    report.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    return parser
+
+
+def _load(args):
+    from .datasets import load_dataset
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise EvalError(f"{'dataset' if args.command == 'run' else 'annotation'} directory "
+                        f"not found: {root}")
+    options = {}
+    if args.dataset == "got10k":
+        options["split"] = args.split
+    if args.dataset == "otb" and args.all_sequences:
+        options["subset"] = "all"
+    if args.dataset == "lasot" and args.all_sequences:
+        options["subset"] = "all"
+    return load_dataset(args.dataset, root, **options)
+
+
+def _scores(args, sequences):
+    from .scoring import score_results
+
+    scores, empty = score_results(args.results, sequences, args.dataset, args.trackers,
+                                  args.convention)
+    for s in empty:
+        print(f"track-eval: warning: {s.tracker}: no result file matches a {args.dataset} "
+              "sequence; skipped", file=sys.stderr)
+    if not scores:
+        raise EvalError(f"no results in {args.results} match the {len(sequences)} "
+                        f"{args.dataset} sequences")
+    for s in scores:
+        if s.missing:
+            print(f"track-eval: warning: {s.tracker}: {len(s.missing)} of {len(sequences)} "
+                  f"sequences have no results (first: {s.missing[0]}); scored over "
+                  f"{s.n_seqs}", file=sys.stderr)
+        if s.short:
+            print(f"track-eval: note: {s.tracker}: {len(s.short)} result file(s) shorter than "
+                  f"the sequence (first: {s.short[0]}); the last box stands for the rest",
+                  file=sys.stderr)
+    return scores
+
+
+def cmd_score(args):
+    from . import report
+
+    sequences = _load(args)
+    scores = _scores(args, sequences)
+    if args.json:
+        out = {"dataset": args.dataset, "trackers": {s.tracker: s.as_json() for s in scores}}
+        print(json.dumps(out, indent=2))
+    else:
+        print(report.console_table(scores), end="")
+    if args.plot:
+        kinds = ("success", "precision")
+        if args.dataset in ("lasot", "got10k"):
+            kinds += ("norm_precision",)
+        path = report.plot_summary(scores, args.plot, kinds, args.dataset.upper())
+        print(f"plot: {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args):
+    from . import report
+
+    sequences = _load(args)
+    scores = _scores(args, sequences)
+    written = report.write_report(scores, sequences, args.out, args.dataset)
+    print(report.console_table(scores), end="")
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_run(args):
+    from . import runner, trackers
+
+    if args.workers < 1:
+        raise EvalError("--workers must be at least 1")
+    if args.tracker in trackers.PEERS and (args.budget is not None or args.model):
+        print(f"track-eval: note: --budget/--model do not apply to {args.tracker}; ignored",
+              file=sys.stderr)
+    factory = trackers.make_factory(args.tracker, budget=args.budget, model=args.model,
+                                    threads=args.threads, nanotrack_dir=args.nanotrack_dir)
+    sequences = _load(args)
+    if args.sequences:
+        from .names import match_names
+
+        found = match_names(args.sequences, [s.name for s in sequences])
+        unknown = [n for n in args.sequences if n not in found]
+        if unknown:
+            raise EvalError(f"no sequence named {unknown[0]!r} in {args.root}")
+        chosen = set(found.values())
+        sequences = [s for s in sequences if s.name in chosen]
+    for s in sequences:
+        if not s.frames:
+            raise EvalError(f"{args.root} holds annotations only; `run` needs the frames")
+    label = args.name or trackers.default_label(args.tracker, args.budget)
+    out_dir = Path(args.results) / label / args.dataset
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    started = time.perf_counter()
+    try:
+        outcomes = runner.run(factory, sequences, out_dir, workers=args.workers,
+                              max_frames=args.max_frames, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        done = sum(runner.is_complete(out_dir, s.name) for s in sequences)
+        print(f"\ntrack-eval: interrupted: {done}/{len(sequences)} sequences complete in "
+              f"{out_dir}; rerun the same command to resume", file=sys.stderr)
+        return 130
+    counts = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
+    frames = sum(o.frames for o in outcomes)
+    seconds = time.perf_counter() - started
+    fps = f", {frames / seconds:.1f} frames/s overall" if frames else ""
+    print(f"{label} on {args.dataset}: {counts['done']} run, {counts['skipped']} already done, "
+          f"{counts['failed']} failed{fps} -> {out_dir}")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        detail = "; ".join(f"{o.name}: {o.error}" for o in failed[:3])
+        raise EvalError(f"{len(failed)} sequence(s) failed ({detail}"
+                        f"{'; ...' if len(failed) > 3 else ''})")
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    command = {"score": cmd_score, "run": cmd_run, "report": cmd_report}[args.command]
+    try:
+        return command(args)
+    except EvalError as e:
+        print(f"track-eval: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"track-eval: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
