@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""Time scoring of the 100-sequence OTB raw results of one tracker (median of runs)."""
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from eval.datasets import load_dataset  # noqa: E402
+from eval.scoring import score_results  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+runs = {"load": [], "score": []}
+for _ in range(5):
+    t0 = time.perf_counter()
+    seqs = load_dataset("otb", DATA / "otb100_anno")
+    t1 = time.perf_counter()
+    (s,), _ = score_results(DATA / "raw_results" / "OTB100", seqs, "otb", ["SiamFC"])
+    t2 = time.perf_counter()
+    runs["load"].append(t1 - t0)
+    runs["score"].append(t2 - t1)
+print(f"OTB100, SiamFC raw results: {s.n_seqs} sequences, AUC {s.auc:.4f}")
+print(f"median annotation load {statistics.median(runs['load']):.3f} s, scoring {statistics.median(runs['score']):.3f} s "
+      f"(5 runs)")
