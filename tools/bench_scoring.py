@@ -19,6 +19,6 @@ for _ in range(5):
     t2 = time.perf_counter()
     runs["load"].append(t1 - t0)
     runs["score"].append(t2 - t1)
-print(f"OTB100, SiamFC raw results: {s.n_seqs} sequences, AUC {s.auc:.4f}")
+print(f"OTB100, SiamFC raw results: {s.n_seqs} sequences, AUC {s.as_json()['auc']:.4f}")
 print(f"median annotation load {statistics.median(runs['load']):.3f} s, scoring {statistics.median(runs['score']):.3f} s "
       f"(5 runs)")
