@@ -1,14 +1,35 @@
-"""``mixbin`` command line: summary (and, as they land, search / finetune)."""
+"""``mixbin`` command line: summary, search, finetune.
+
+    mixbin summary --backbone resnet16-half [--spec FILE] [--json]
+    mixbin search --budget 0.3 --strategy mixbin --teacher runs/fp/last.pt --data data_cache/pairs --out runs/b030
+    mixbin finetune --spec runs/b030/spec.json --teacher runs/fp/last.pt --data data_cache/pairs --out runs/b030/ft
+
+This file is where MixBin meets the tracker: the library (``mixbin.*``) is
+task-agnostic, and only here do the tracker's pairs, SiamFC loss and network
+come in. Both long commands resume from their ``--out`` folder and skip work
+that is already finished; run them under ``torchrun`` for DDP.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
+
+BIG_STEP = 10 ** 9  # the train sampler's end: sources are cut by step counts, never exhausted
 
 
 def _fail(msg: str) -> "NoReturn":  # noqa: F821
     print(f"mixbin: error: {msg}", file=sys.stderr)
     sys.exit(2)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit status 2, like every other error here."""
+
+    def error(self, message):  # noqa: D401
+        _fail(f"{self.prog}: {message}")
 
 
 def cmd_summary(args) -> None:
@@ -38,10 +59,320 @@ def cmd_summary(args) -> None:
         print(format_summary(s))
 
 
+# -- wiring: data ---------------------------------------------------------------
+
+class TensorPairs:
+    """Pairs stored as one ``torch.save``d dict of stacked tensors (z, x, target, neg): small sets and tests."""
+
+    def __init__(self, path):
+        import torch
+        self.d = torch.load(path, map_location="cpu", weights_only=False)
+        missing = {"z", "x", "target", "neg"} - set(self.d)
+        if missing:
+            raise ValueError(f"{path}: missing field(s) {sorted(missing)}")
+        self.n = len(self.d["z"])
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.d.items()}
+
+
+def load_pairs(data: str):
+    """(train, val or None) from DIR: train/ + val/ shard folders, a shard folder,
+    train.pt (+ val.pt) tensor files, or a tracker.data JSON config file."""
+    p = Path(data)
+    if not p.exists():
+        _fail(f"--data {data}: no such file or folder")
+    from tracker.data.paths import EvalDataError, check_training_path
+    try:
+        check_training_path(p)  # the evaluation sequences never feed training
+    except EvalDataError as e:
+        _fail(str(e))
+    try:
+        if p.is_file() and p.suffix == ".json":
+            from tracker.data import make_datasets
+            return make_datasets(json.loads(p.read_text()))
+        if (p / "train.pt").is_file():
+            return TensorPairs(p / "train.pt"), (TensorPairs(p / "val.pt") if (p / "val.pt").is_file() else None)
+        from tracker.data.shards import ShardDataset
+        if (p / "train").is_dir():
+            return ShardDataset(p / "train"), (ShardDataset(p / "val") if (p / "val").is_dir() else None)
+        if any(p.glob("shard_*")):
+            return ShardDataset(p), None
+    except (OSError, ValueError, KeyError) as e:
+        _fail(f"--data {data}: {e}")
+    _fail(f"--data {data}: expected train/ and val/ shard folders, shard_* folders, train.pt, or a .json data config")
+
+
+def batch_source(ds, batch_size: int, seed: int, workers: int):
+    """Start-step callable over ``ds`` with the tracker's StepSampler: resumable and DDP-sliced."""
+    import torch
+    from tracker.training import StepSampler
+
+    from mixbin.loop import dist_info
+
+    def source(start: int):
+        rank, world = dist_info()
+        sampler = StepSampler(len(ds), batch_size, start, BIG_STEP, seed, rank, world)
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                                           persistent_workers=False)
+    return source
+
+
+def fixed_batches(ds, batch_size: int, n: int) -> list:
+    """The first ``n`` batches of ``ds`` in order: the same held-out pairs for every strategy."""
+    import itertools
+
+    import torch
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    return list(itertools.islice(loader, n))
+
+
+# -- wiring: model and loss ----------------------------------------------------------
+
+def task(args):
+    """(loss_fn(model, batch) -> (loss, response), TrainConfig) for SiamFC pairs."""
+    from tracker.training import TrainConfig, pair_loss
+    cfg = TrainConfig(bf16=not args.fp32, channels_last=not args.fp32)
+
+    def loss_fn(model, batch):  # model may be DDP-wrapped; pair_loss looks through it
+        loss, resp, _, _ = pair_loss(model, batch, cfg)
+        return loss, resp
+    return loss_fn, cfg
+
+
+def build_net(backbone: str, state: dict | None, fp32: bool):
+    import torch
+    from tracker.model import SiamNet
+    net = SiamNet(backbone)
+    if state is not None:
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            _fail(f"teacher weights do not fit backbone {backbone}: {str(e).splitlines()[0]}")
+    if not fp32:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def load_teacher(path: str | None):
+    """(state, backbone name, description) of an FP teacher checkpoint."""
+    from mixbin.io import CheckpointError, backbone_name_of, read_model
+    if path is None:
+        return None, None, None
+    try:
+        state, spec, meta = read_model(path)
+    except CheckpointError as e:
+        _fail(f"--teacher: {e}")
+    if spec and any(m != "fp" for m in spec.get("units", {}).values()):
+        _fail(f"--teacher {path} is a B2NN (spec has binary units); the teacher must be the FP model")
+    return state, backbone_name_of(spec, meta), str(path)
+
+
+def check_backbone(name: str) -> None:
+    from backbones import list_backbones
+    if name not in list_backbones():
+        _fail(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
+
+
+def _check_reachable(backbone: str, budget: float, input_size: int | None) -> None:
+    """Fail now, not after loading data, for a budget below the all-binary cost."""
+    from backbones import create_backbone, unit_costs
+    from mixbin.select import BudgetError, capacity
+    net = create_backbone(backbone)
+    try:
+        capacity({n: c.macs for n, c in unit_costs(net, input_size or net.search_size).items()}, budget)
+    except BudgetError as e:
+        _fail(str(e))
+
+
+def overrides(pairs: list[str], cls) -> dict:
+    """``--set key=value`` (value parsed as JSON where it can be) checked against a config dataclass."""
+    from dataclasses import fields
+    names = {f.name for f in fields(cls)}
+    out = {}
+    for kv in pairs or []:
+        if "=" not in kv:
+            _fail(f"--set expects key=value, got {kv!r}")
+        k, v = kv.split("=", 1)
+        k = k.strip().replace("-", "_")
+        if k not in names:
+            _fail(f"--set {k}: not a {cls.__name__} field ({', '.join(sorted(names))})")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+        if isinstance(out[k], list):
+            out[k] = tuple(out[k])
+    return out
+
+
+def _setup_threads(n: int) -> None:
+    if n:
+        import torch
+        torch.set_num_threads(n)
+
+
+# -- search ---------------------------------------------------------------------------
+
+def cmd_search(args) -> None:
+    import torch
+
+    from mixbin.io import save_model
+    from mixbin.loop import dist_info, find_backbone, maybe_init_distributed
+    from mixbin.prune import PruneConfig, bake_masks
+    from mixbin.search import SearchConfig
+    from mixbin.select import BudgetError
+    from mixbin.strategies import NEEDS_BUDGET, StrategyInputs, run_strategy
+
+    if args.strategy in NEEDS_BUDGET and args.budget is None:
+        _fail(f"--budget is required for strategy {args.strategy}")
+    if args.budget is not None and not 0 < args.budget <= 1:
+        _fail(f"--budget must be in (0, 1], got {args.budget}")
+    if args.teacher is not None and not Path(args.teacher).is_file():
+        _fail(f"--teacher {args.teacher}: file not found")
+    if args.steps is not None and args.steps < 1:
+        _fail(f"--steps must be >= 1, got {args.steps}")
+    state, t_backbone, t_desc = load_teacher(args.teacher)
+    backbone = args.backbone or t_backbone
+    if backbone is None:
+        _fail("give --backbone NAME (or a --teacher checkpoint that names its backbone)")
+    check_backbone(backbone)
+    if t_backbone and args.backbone and t_backbone != args.backbone:
+        _fail(f"--teacher was trained with backbone {t_backbone}, not {args.backbone}")
+    over = overrides(args.set, PruneConfig if args.strategy == "prune" else SearchConfig)
+    if args.strategy in NEEDS_BUDGET:
+        _check_reachable(backbone, args.budget, args.input_size)
+    out = Path(args.out)
+    if (out / "spec.json").is_file():
+        print(f"{out / 'spec.json'} exists: search already done (delete it to search again)")
+        return
+    train_ds, val_ds = load_pairs(args.data)
+    _setup_threads(args.threads)
+    maybe_init_distributed()
+    rank, _ = dist_info()
+    seed = args.seed if args.seed is not None else 0
+    torch.manual_seed(seed)
+    net = build_net(backbone, state, args.fp32)
+    if state is None and rank == 0:
+        print("mixbin: warning: no --teacher; searching from random weights", file=sys.stderr)
+    loss_fn, _ = task(args)
+    val = fixed_batches(val_ds if val_ds is not None else train_ds, args.batch_size, args.val_batches)
+    out.mkdir(parents=True, exist_ok=True)
+    inp = StrategyInputs(model=net, loss_fn=loss_fn,
+                         train_batches=batch_source(train_ds, args.batch_size, seed, args.workers),
+                         val_batches=val, budget=args.budget if args.budget is not None else 1.0, seed=seed,
+                         steps=args.steps, out_dir=out, progress=not args.no_progress,
+                         provenance={"data": str(args.data), "teacher": t_desc, "batch_size": args.batch_size},
+                         input_size=args.input_size, backbone_name=backbone, overrides=over)
+    t0 = time.time()
+    try:
+        res = run_strategy(args.strategy, inp)
+    except BudgetError as e:
+        _fail(str(e))
+    if rank != 0:
+        return
+    if res.masks is not None:
+        bake_masks(find_backbone(net), res.masks)
+    meta = {"stage": "search", "strategy": args.strategy, "teacher": t_desc, "data": str(args.data),
+            "wall_time_s": round(time.time() - t0, 1), **res.info}
+    save_model(out / "model.pt", net, res.spec, meta)
+    res.spec.save(out / "spec.json")  # written last: its presence marks the search as done
+    real = res.info.get("pruned_budget", res.spec.budget)
+    print(f"{args.strategy}: budget {real:.4f} (target {args.budget}) -> {out / 'spec.json'}")
+
+
+# -- finetune -------------------------------------------------------------------------
+
+def cmd_finetune(args) -> None:
+    from backbones import Spec, SpecError
+    from mixbin.finetune import FinetuneConfig, finetune
+    from mixbin.io import save_model
+    from mixbin.loop import dist_info, find_backbone, maybe_init_distributed
+    from mixbin.prune import attach_masks, bake_masks, masks_from_spec
+
+    if not args.teacher:
+        _fail("--teacher CKPT is required: fine-tuning starts from the FP teacher's weights")
+    if not Path(args.teacher).is_file():
+        _fail(f"--teacher {args.teacher}: file not found")
+    try:
+        spec = Spec.load(args.spec)
+    except SpecError as e:
+        _fail(str(e))
+    if args.steps is not None and args.steps < 1:
+        _fail(f"--steps must be >= 1, got {args.steps}")
+    state, t_backbone, t_desc = load_teacher(args.teacher)
+    if t_backbone and t_backbone != spec.backbone:
+        _fail(f"spec is for backbone {spec.backbone} but --teacher was trained with {t_backbone}")
+    check_backbone(spec.backbone)
+    kw = overrides(args.set, FinetuneConfig)
+    for k in ("steps", "lr", "seed"):
+        if getattr(args, k) is not None:
+            kw[k] = getattr(args, k)
+    if args.distill is not None:
+        kw.update({"distill_weight": 0.0} if args.distill == "none" else {"distill": args.distill})
+    cfg = FinetuneConfig(**kw)
+    out = Path(args.out)
+    if (out / "model.pt").is_file():
+        print(f"{out / 'model.pt'} exists: fine-tuning already done (delete it to run again)")
+        return
+    train_ds, val_ds = load_pairs(args.data)
+    _setup_threads(args.threads)
+    maybe_init_distributed()
+    rank, _ = dist_info()
+    student = build_net(spec.backbone, state, args.fp32)
+    teacher = build_net(spec.backbone, state, args.fp32)
+    student.backbone.set_modes(spec.units)
+    masks = masks_from_spec(spec, student.backbone)
+    handles = attach_masks(student.backbone, masks) if masks else []
+    loss_fn, tcfg = task(args)
+    val_fn = None
+    if val_ds is not None:
+        from tracker.training import validate
+        loader = fixed_batches(val_ds, args.batch_size, args.val_batches)
+        tcfg.val_batches = len(loader)
+        val_fn = lambda m: validate(m, loader, tcfg)  # noqa: E731
+    summary = finetune(student, loss_fn, batch_source(train_ds, args.batch_size, cfg.seed, args.workers), cfg, out,
+                       teacher=teacher, val_fn=val_fn, progress=not args.no_progress)
+    if rank != 0:
+        return
+    for h in handles:
+        h.remove()
+    if masks:
+        bake_masks(find_backbone(student), masks)
+    meta = {"stage": "finetune", "teacher": t_desc, "data": str(args.data), "spec_file": str(args.spec),
+            "finetune": {**vars(cfg), "batch_size": args.batch_size},
+            "pruned_budget": spec.provenance.get("pruned_budget"), **summary}
+    (out / "result.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    spec.save(out / "spec.json")
+    save_model(out / "model.pt", student, spec, meta)  # written last: marks the run as done
+    print(f"fine-tuned {spec.provenance.get('strategy', '?')} at budget "
+          f"{spec.provenance.get('pruned_budget', spec.budget):.4f}: {summary} -> {out / 'model.pt'}")
+
+
+def _common(p) -> None:
+    p.add_argument("--data", required=True,
+                   help="pairs: DIR with train/ and val/ shard folders (tools/pregenerate_pairs.py), "
+                   "a shard folder, DIR with train.pt/val.pt tensor files, or a tracker.data JSON config")
+    p.add_argument("--out", required=True, help="output folder; re-running resumes there and skips finished work")
+    p.add_argument("--steps", type=int, help="optimisation steps (search: mixbin/prune only)")
+    p.add_argument("--seed", type=int, help="seed of the strategy / of the batch order (default 0)")
+    p.add_argument("--batch-size", type=int, default=16, help="pairs per step and process (default 16)")
+    p.add_argument("--val-batches", type=int, default=8, help="held-out batches for validation (default 8)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0: shards are cheap to read)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--fp32", action="store_true", help="no bf16 autocast / channels_last")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field (SearchConfig / PruneConfig / FinetuneConfig), value as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from backbones import describe_backbones
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="mixbin",
         description="Budget-aware partial binarization (B2NN) of tracker backbones.",
         epilog="backbones: " + "; ".join(f"{k}: {v}" for k, v in describe_backbones().items()))
@@ -54,6 +385,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-size", type=int, help="square input size in pixels (default: the spec's, else 255)")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     s.set_defaults(func=cmd_summary)
+
+    from mixbin.strategies import STRATEGIES
+    s = sub.add_parser("search", help="make a B2NN spec for a budget (MixBin or a baseline)",
+                       description="Writes OUT/spec.json, OUT/model.pt (b2track-model/1) and OUT/log.jsonl; "
+                                   "mixbin/prune checkpoint to OUT/search.pt / OUT/prune.pt and resume from it.")
+    s.add_argument("--backbone", help="backbone name (default: the teacher's)")
+    s.add_argument("--budget", type=float, help="target cost / FP cost, in (0, 1] (not needed for fp, all-binary)")
+    s.add_argument("--strategy", default="mixbin", choices=STRATEGIES)
+    s.add_argument("--teacher", help="FP model checkpoint (tracker training last.pt or a zoo .pt)")
+    s.add_argument("--input-size", type=int,
+                   help="input size the budget is measured at (default: the backbone's search size)")
+    _common(s)
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("finetune", help="fine-tune a spec from the FP teacher with distillation",
+                       description="Same recipe for every strategy; the spec may come from another data source "
+                                   "(transfer). Writes OUT/model.pt, OUT/result.json, OUT/log.jsonl; "
+                                   "resumes from OUT/finetune.pt.")
+    s.add_argument("--spec", required=True, help="spec JSON (from mixbin search)")
+    s.add_argument("--teacher", help="FP teacher checkpoint (required)")
+    s.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    s.add_argument("--distill", choices=("kl", "bce", "mse", "none"), help="distillation on the response map (default kl)")
+    _common(s)
+    s.set_defaults(func=cmd_finetune)
     return p
 
 

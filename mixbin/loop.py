@@ -1,0 +1,183 @@
+"""Plumbing shared by the search and the fine-tuning: batches, checkpoints, logs, DDP.
+
+Task-agnostic by contract: a model, ``loss_fn(model, batch)`` and batches come
+in from the caller (the CLI wires the tracker's); nothing here knows what a
+batch holds.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from backbones import Backbone
+
+# A batch source: either any iterable of batches, or a callable that, given the
+# step to start from, yields the batches from that step on (so that a resumed
+# run sees exactly the batches an uninterrupted one would).
+BatchSource = Callable[[int], Iterable] | Iterable
+
+
+def batches_from(source: BatchSource, start_step: int) -> Iterator:
+    if callable(source) and not hasattr(source, "__iter__"):
+        return iter(source(start_step))
+    return iter(source)
+
+
+def cycle(source: BatchSource, start_step: int = 0) -> Iterator:
+    """Never-ending batches: restart the source when it runs out (an epoch ended)."""
+    step = start_step
+    while True:
+        got = False
+        for batch in batches_from(source, step):
+            got = True
+            step += 1
+            yield batch
+        if not got:
+            raise RuntimeError("the batch source yielded no batch")
+
+
+def find_backbone(model: torch.nn.Module) -> Backbone:
+    """The Backbone inside ``model`` (``model`` itself, ``model.backbone`` or the first found)."""
+    if isinstance(model, Backbone):
+        return model
+    bb = getattr(model, "backbone", None)
+    if isinstance(bb, Backbone):
+        return bb
+    for m in model.modules():
+        if isinstance(m, Backbone):
+            return m
+    raise TypeError(f"{type(model).__name__} contains no backbones.Backbone")
+
+
+def backbone_prefix(model: torch.nn.Module) -> str:
+    """State-dict prefix of the backbone inside ``model`` ("backbone." for SiamNet)."""
+    bb = find_backbone(model)
+    for name, m in model.named_modules():
+        if m is bb:
+            return f"{name}." if name else ""
+    raise AssertionError("unreachable")
+
+
+def split_output(ret):
+    """``loss_fn`` may return the loss alone or (loss, output, ...); give (loss, output)."""
+    if isinstance(ret, (tuple, list)):
+        return ret[0], (ret[1] if len(ret) > 1 else None)
+    return ret, None
+
+
+def lr_at(step: int, total: int, lr: float, warmup: int, final_ratio: float) -> float:
+    """Linear warm-up, then cosine decay to final_ratio·lr."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return lr * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def ramp(step: int, total: int, start: float, end: float, begin_frac: float = 0.0, end_frac: float = 1.0,
+         geometric: bool = False) -> float:
+    """A value moving from ``start`` to ``end`` between two fractions of the run."""
+    t = (step / max(1, total) - begin_frac) / max(1e-9, end_frac - begin_frac)
+    t = min(max(t, 0.0), 1.0)
+    if geometric and start > 0 and end > 0:
+        return start * (end / start) ** t
+    return start + (end - start) * t
+
+
+# -- distributed ------------------------------------------------------------
+
+def dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def maybe_init_distributed() -> None:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def average_grads(params) -> None:
+    """All-reduce gradients of parameters DDP does not manage (the gates)."""
+    _, world = dist_info()
+    if world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def sync_buffers(model: torch.nn.Module) -> None:
+    """Give every rank rank 0's BatchNorm statistics (DDP syncs them before a forward, not after the last)."""
+    _, world = dist_info()
+    if world > 1:
+        for b in model.buffers():
+            dist.broadcast(b, 0)
+
+
+def wrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
+    _, world = dist_info()
+    if world == 1:
+        return model
+    # Units in FP or binary mode leave the other path's parameters unused.
+    return torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+
+
+# -- checkpoints and logs ---------------------------------------------------
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def atomic_save(obj, path) -> None:
+    """Write then rename, so that a kill mid-save never leaves a broken checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class JsonLog:
+    """Append-only JSON lines; a no-op where ``path`` is None (non-zero ranks, tests)."""
+
+    def __init__(self, path=None):
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(path, "a") if path is not None else None
+
+    def __call__(self, **rec) -> None:
+        if self.fh:
+            self.fh.write(json.dumps(rec) + "\n")
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+            self.fh = None
+
+
+def progress_bar(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
