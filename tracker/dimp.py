@@ -52,7 +52,6 @@ class DiMPParams(SiamFCParams):
     assoc_appearance: float = 1.0  # cost of 1 - cosine similarity of the features
     assoc_score: float = 0.5  # cost of the score change
     assoc_limit: float = 1.2  # above this a pair is not associated
-    keep_ratio: float = 0.7  # a new peak must beat the known target by 1/keep_ratio to take over
     ok_threshold: float = 0.2
 
 
@@ -71,8 +70,8 @@ class SampleMemory:
     def init(self, x: torch.Tensor, y: torch.Tensor) -> None:
         n = x.shape[0]
         cap = max(self.capacity, n + 1)
-        self.x = torch.zeros((cap,) + tuple(x.shape[1:]))
-        self.y = torch.zeros((cap,) + tuple(y.shape[1:]))
+        self.x = torch.zeros((cap,) + tuple(x.shape[1:]), dtype=x.dtype)
+        self.y = torch.zeros((cap,) + tuple(y.shape[1:]), dtype=y.dtype)
         self.x[:n], self.y[:n] = x, y
         self.w = np.zeros(cap)
         self.w[:n] = 1.0 / n
@@ -93,29 +92,47 @@ class SampleMemory:
 
 
 class TargetFilter:
-    """Multi-channel correlation filter fitted by conjugate gradient on the normal equations."""
+    """Multi-channel correlation filter (k×k, valid correlation) fitted by conjugate gradient.
 
-    def __init__(self, channels: int, size: int, reg: float):
-        self.f = torch.zeros(1, channels, size, size)
-        self.reg = reg
+    Samples are kept as 2-D FFTs: correlating a feature map with a filter as
+    large as the exemplar (8-14 cells) is 10-60× faster through the FFT than
+    through conv2d on a CPU, and a sample's FFT is computed once.
+    """
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.f)[:, 0]
+    def __init__(self, channels: int, k: int, feat_size: int, reg: float):
+        self.f = torch.zeros(1, channels, k, k)
+        self.k, self.n, self.reg = k, feat_size, reg
 
-    def optimise(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, iters: int) -> None:
-        """``iters`` CG steps from the current filter (warm start)."""
+    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, n, n) features -> their rfft2, the form samples are stored in."""
+        return torch.fft.rfft2(x.float())
+
+    def _fwd(self, xh: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Valid correlation of every sample with filter v: (N, R, R)."""
+        vh = torch.fft.rfft2(v.flip(-1, -2), s=(self.n, self.n))
+        out = torch.fft.irfft2((xh * vh).sum(1), s=(self.n, self.n))
+        return out[:, self.k - 1:, self.k - 1:]
+
+    def _adj(self, xh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """Adjoint of _fwd: sum_n r_n correlated with x_n, (1, C, k, k)."""
+        rh = torch.fft.rfft2(r, s=(self.n, self.n))
+        g = torch.fft.irfft2((xh * rh.conj()[:, None]).sum(0), s=(self.n, self.n))
+        return g[None, :, : self.k, : self.k]
+
+    def apply(self, xh: torch.Tensor) -> torch.Tensor:
+        return self._fwd(xh, self.f)
+
+    def optimise(self, xh: torch.Tensor, y: torch.Tensor, w: torch.Tensor, iters: int) -> None:
+        """``iters`` CG steps on (A^T W A + lambda) f = A^T W y, warm-started at the current filter."""
         if iters <= 0:
             return
-        xt = x.transpose(0, 1).contiguous()  # (C, N, H, W): the adjoint is a conv with the residual as kernel
-        wv = w.view(-1, 1, 1, 1)
+        wv = w.view(-1, 1, 1)
         lam = self.reg * y.shape[-1] * y.shape[-2]
 
-        def normal(v):  # (A^T W A + lam) v
-            r = F.conv2d(x, v) * wv
-            return F.conv2d(xt, r.transpose(0, 1)).transpose(0, 1) + lam * v
+        def normal(v):
+            return self._adj(xh, self._fwd(xh, v) * wv) + lam * v
 
-        b = F.conv2d(xt, (y * wv).transpose(0, 1)).transpose(0, 1)
-        r = b - normal(self.f)
+        r = self._adj(xh, y * wv) - normal(self.f)
         p = r.clone()
         rr = float((r * r).sum())
         for _ in range(iters):
@@ -196,10 +213,11 @@ class DistractorTracker:
         pick, self.last_decision = best, "max"
         if tgt is not None and tgt != best:
             top = cands[best]
-            if top.id in known:  # a distractor we have been watching took the lead: keep the target
+            # A distractor we have been watching took the lead: keep the target. A newcomer
+            # that beats the target is believed: it is usually the target itself after a fast
+            # move, the old spot having kept the target id by proximity.
+            if top.id in known:
                 pick, self.last_decision = tgt, "kept-target-over-distractor"
-            elif cands[tgt].score >= self.p.keep_ratio * top.score:  # a newcomer, but not clearly better
-                pick, self.last_decision = tgt, "kept-target-over-newcomer"
             else:
                 self.last_decision = "switched"
         elif tgt is None:
@@ -222,10 +240,10 @@ class DiMPTracker(SiamFCTracker):
         xf = normalise_features(self._embed(samples))
         self.feat_size = xf.shape[-1]
         self.resp_size = self.feat_size - self.zf.shape[-1] + 1
-        labels = torch.stack([self._label(s) for s in shifts])
+        labels = torch.cat([self._label(s) for s in shifts])
+        self.filter = TargetFilter(xf.shape[1], self.zf.shape[-1], self.feat_size, p.filter_reg)
         self.memory = SampleMemory(p.memory_size, p.sample_lr)
-        self.memory.init(xf, labels)
-        self.filter = TargetFilter(xf.shape[1], self.zf.shape[-1], p.filter_reg)
+        self.memory.init(self.filter.spectrum(xf), labels)
         self.filter.optimise(*self.memory.tensors(), iters=p.init_iters)
         self.distractors = DistractorTracker(p)
         self.distractors.reset(self.center, self._feature_at(xf[0], np.zeros(2)))
@@ -264,8 +282,8 @@ class DiMPTracker(SiamFCTracker):
     # -- per frame ----------------------------------------------------------
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
         siam = self.model.head(self.zf, xf)[:, 0].float()
-        self._xn = normalise_features(xf)
-        filt = self.filter.apply(self._xn)
+        self._xh = self.filter.spectrum(normalise_features(xf))
+        filt = self.filter.apply(self._xh)
         self._filt = filt
         lo, hi = siam.min(), siam.max()
         siam_n = (siam - lo) / (hi - lo).clamp(min=1e-6)  # joint over scales: keeps them comparable
@@ -300,9 +318,9 @@ class DiMPTracker(SiamFCTracker):
 
     def _candidates(self, r: np.ndarray, windowed: np.ndarray, si: int, xf) -> list[Candidate]:
         p = self.params
-        t = torch.from_numpy(r)[None, None]
         k = 2 * int(round(p.cand_radius * p.response_up)) + 1
-        is_max = (F.max_pool2d(t, k, 1, k // 2) == t)[0, 0].numpy()
+        r32 = r.astype(np.float32)
+        is_max = cv2.dilate(r32, np.ones((k, k), np.uint8)) == r32  # local maxima within the radius
         thr = p.cand_threshold * r.max()
         rows, cols = np.nonzero(is_max & (r >= thr) & (r > 0))
         order = np.argsort(-r[rows, cols])[: p.max_candidates]
@@ -326,6 +344,6 @@ class DiMPTracker(SiamFCTracker):
             mid = (len(self.scales) - 1) // 2
             # the target's offset in the middle-scale crop (where the sample comes from)
             off_mid = disp_crop * extents[si] / extents[mid]
-            self.memory.add(self._xn[mid], self._label(off_mid))
+            self.memory.add(self._xh[mid], self._label(off_mid)[0])
         if (self.frame - 1) % p.update_every == 0:
             self.filter.optimise(*self.memory.tensors(), iters=p.update_iters)

@@ -7,9 +7,10 @@ import torch.nn.functional as F
 
 from backbones import Backbone, create_backbone
 
-# ImageNet statistics in RGB; the tracker feeds RGB uint8-range floats.
-MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+# Images are BGR (OpenCV's order, what the training crops and video frames
+# come in); ImageNet statistics listed in that order.
+MEAN = (0.406 * 255, 0.456 * 255, 0.485 * 255)
+STD = (0.225 * 255, 0.224 * 255, 0.229 * 255)
 
 
 def xcorr(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +56,7 @@ class SiamNet(nn.Module):
         return self.backbone.stride
 
     def embed(self, img: torch.Tensor) -> torch.Tensor:
-        """Features of RGB images given as (B,3,H,W) floats or uint8 in 0..255."""
+        """Features of BGR images given as (B,3,H,W) floats or uint8 in 0..255."""
         return self.backbone((img.float() - self.mean) / self.std)
 
     def forward(self, z_img: torch.Tensor, x_img: torch.Tensor) -> torch.Tensor:

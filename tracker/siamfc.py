@@ -62,7 +62,8 @@ class SiamFCTracker:
         self.frame = 0
 
     # -- image helpers ----------------------------------------------------
-    def _rgb(self, image: np.ndarray) -> np.ndarray:
+    def _bgr(self, image: np.ndarray) -> np.ndarray:
+        """The frame as HxWx3 uint8 BGR: the channel order the network was trained on."""
         img = np.asarray(image)
         if img.ndim == 2:
             return np.repeat(img[:, :, None], 3, axis=2)
@@ -72,7 +73,7 @@ class SiamFCTracker:
             img = img[:, :, :3]
         if img.dtype != np.uint8:
             img = np.clip(img, 0, 255).astype(np.uint8)
-        return img if self.params.rgb else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if self.params.rgb else img
 
     @torch.inference_mode()
     def _embed(self, patches: np.ndarray) -> torch.Tensor:
@@ -89,7 +90,7 @@ class SiamFCTracker:
         box = np.asarray(box, dtype=np.float64).reshape(-1)
         if box.size != 4 or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
             raise ValueError(f"init box must be x,y,w,h with positive size, got {box.tolist()}")
-        img = self._rgb(image)
+        img = self._bgr(image)
         self.img_shape = img.shape[:2]
         self.center, self.size = crops.box_to_cs(box)
         self.base_size = self.size.copy()
@@ -113,15 +114,15 @@ class SiamFCTracker:
         if self.frame == 0:
             raise RuntimeError("call init(image, box) before update(image)")
         p = self.params
-        img = self._rgb(image)
+        img = self._bgr(image)
         self.img_shape = img.shape[:2]
         pad = crops.mean_colour(img)
         extents = self.x_extent * self.scales
         xf = self._embed(crops.scale_crops(img, self.center, extents, p.search_size, pad))
         scores = self._score(xf)  # (S, R, R) float tensor, higher = target
-        si, up = self._pick_scale(scores)
-        peak = self._locate(up, si, scores, xf)
-        disp_crop = (peak - (up.shape[0] - 1) / 2) * self.stride / p.response_up  # (dy, dx) search px
+        si, r = self._pick_scale(scores)
+        peak = self._locate(r, si, scores, xf)
+        disp_crop = (peak - (r.shape[0] - 1) / 2) * self.stride / p.response_up  # (dy, dx) search px
         disp_img = disp_crop * extents[si] / p.search_size
         self.center = self.center + disp_img[::-1]
         s = (1 - p.scale_lr) + p.scale_lr * self.scales[si]
@@ -152,7 +153,7 @@ class SiamFCTracker:
         """Hook: called with the search features once the new state is known."""
 
     def _pick_scale(self, scores: torch.Tensor) -> tuple[int, np.ndarray]:
-        """Upsample every scale, penalise the non-central ones, return the best (index, window-blended map)."""
+        """Upsample every scale, penalise the non-central ones; the best (index, map normalised to sum 1)."""
         p = self.params
         up = F.interpolate(scores[:, None], scale_factor=p.response_up, mode="bicubic", align_corners=False)[:, 0]
         # Penalise peak heights above the global floor: logits can be negative,
@@ -163,8 +164,7 @@ class SiamFCTracker:
         si = int(np.argmax(peaks))
         r = up[si].numpy().astype(np.float64)
         r -= r.min()
-        r /= max(r.sum(), 1e-12)
-        return si, (1 - p.window_influence) * r + p.window_influence * self._window(r.shape[0])
+        return si, r / max(r.sum(), 1e-12)
 
     def _window(self, n: int) -> np.ndarray:
         if n not in self._windows:
@@ -173,9 +173,11 @@ class SiamFCTracker:
             self._windows[n] = w / w.sum()
         return self._windows[n]
 
-    def _locate(self, up: np.ndarray, si: int, scores, xf) -> np.ndarray:
-        """Peak (row, col) in the upsampled map."""
-        return np.array(np.unravel_index(int(np.argmax(up)), up.shape), dtype=np.float64)
+    def _locate(self, r: np.ndarray, si: int, scores, xf) -> np.ndarray:
+        """Peak (row, col) of the upsampled map blended with the cosine window."""
+        wi = self.params.window_influence
+        m = (1 - wi) * r + wi * self._window(r.shape[0])
+        return np.array(np.unravel_index(int(np.argmax(m)), m.shape), dtype=np.float64)
 
     # -- misc -------------------------------------------------------------
     def describe(self) -> dict:

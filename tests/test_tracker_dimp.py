@@ -1,0 +1,71 @@
+"""Pieces of the DiMP-style tracker: the FFT filter and its solver, the memory, distractor handling."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tracker.dimp import Candidate, DiMPParams, DistractorTracker, SampleMemory, TargetFilter, gaussian_label
+
+
+def test_fft_correlation_and_adjoint_match_conv2d():
+    torch.manual_seed(0)
+    x, f = torch.randn(4, 6, 18, 18), torch.randn(1, 6, 5, 5)
+    tf = TargetFilter(6, 5, 18, reg=0.1)
+    tf.f = f
+    xh = tf.spectrum(x)
+    assert torch.allclose(tf.apply(xh), F.conv2d(x, f)[:, 0], atol=1e-4)
+    r = torch.randn(4, 14, 14)
+    assert torch.allclose(tf._adj(xh, r), torch.nn.grad.conv2d_weight(x, f.shape, r[:, None]), atol=1e-3)
+
+
+def test_conjugate_gradient_reaches_the_least_squares_solution():
+    torch.manual_seed(0)
+    n, c, k, s = 6, 3, 3, 10
+    x = torch.randn(n, c, s, s)
+    y = torch.stack([gaussian_label(s - k + 1, (0, 0), 1.0) for _ in range(n)])
+    w = torch.full((n,), 1.0 / n)
+    tf = TargetFilter(c, k, s, reg=0.01)
+    tf.optimise(tf.spectrum(x), y, w, iters=200)
+    # closed form through the unfolded design matrix
+    a = F.unfold(x, k).transpose(1, 2)  # (n, R*R, c*k*k)
+    lam = 0.01 * (s - k + 1) ** 2
+    h = sum(w[i] * a[i].T @ a[i] for i in range(n)) + lam * torch.eye(c * k * k)
+    b = sum(w[i] * a[i].T @ y[i].reshape(-1) for i in range(n))
+    ref = torch.linalg.solve(h, b)
+    assert torch.allclose(tf.f.reshape(-1), ref, atol=1e-3)
+
+
+def test_memory_decays_weights_and_keeps_first_frame():
+    m = SampleMemory(capacity=5, lr=0.5)
+    m.init(torch.zeros(2, 1), torch.zeros(2, 1))
+    for v in range(1, 8):
+        m.add(torch.full((1,), float(v)), torch.zeros(1))
+    x, _, w = m.tensors()
+    assert m.n == 5 and abs(float(w.sum()) - 1) < 1e-6
+    assert x[:2].abs().sum() == 0  # the first frame's samples survive
+    assert float(w[int(torch.argmax(x[:, 0]))]) == float(w.max())  # the newest sample weighs most
+
+
+def _cand(x, score, feat):
+    return Candidate(np.array([x, 50.0]), score, np.array(feat, float) / np.linalg.norm(feat), np.zeros(2))
+
+
+def test_known_distractor_cannot_steal_the_target():
+    d = DistractorTracker(DiMPParams())
+    d.reset((50.0, 50.0), np.array([1.0, 0.0]))
+    # frame 2: target plus a similar object further right, target strongest
+    assert d.choose([_cand(52, 1.0, [1, 0.1]), _cand(120, 0.8, [0.9, 0.4])], 0, 30.0) == 0
+    # frame 3: the distractor now peaks higher (target dips): keep the target
+    pick = d.choose([_cand(122, 1.0, [0.9, 0.4]), _cand(54, 0.75, [1, 0.1])], 0, 30.0)
+    assert pick == 1 and d.last_decision == "kept-target-over-distractor"
+
+
+def test_newcomer_takes_over_and_lost_target_is_redetected():
+    d = DistractorTracker(DiMPParams())
+    d.reset((50.0, 50.0), np.array([1.0, 0.0]))
+    pick = d.choose([_cand(200, 1.0, [0, 1]), _cand(51, 0.8, [1, 0])], 0, 30.0)
+    assert pick == 0 and d.last_decision == "switched"
+    d2 = DistractorTracker(DiMPParams())
+    d2.reset((50.0, 50.0), np.array([1.0, 0.0]))
+    assert d2.choose([_cand(300, 1.0, [0, 1])], 0, 30.0) == 0 and d2.last_decision == "redetected"

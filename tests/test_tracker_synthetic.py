@@ -1,0 +1,78 @@
+"""Both trackers follow a textured patch over a textured background, with a model trained here.
+
+The tiny model learns from synthetic pairs (other seeds than the test
+sequences) for ~60 steps; the boxes come from the trackers alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from test_tracker_kit import TINY, iou, synthetic_sequence, tiny_spec, train_tiny
+from tracker.api import create_tracker
+from tracker.zoo import save_model
+
+SEQUENCES = (101, 102)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convs: one thread is fastest and the host may be busy
+    try:
+        net = train_tiny(steps=60, batch=8, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(path, net, tiny_spec(), {"training_data": "synthetic pairs, 60 steps"})
+    return path
+
+
+def run_sequence(tracker, frames, init, rgb=False):
+    conv = (lambda f: f[:, :, ::-1].copy()) if rgb else (lambda f: f)
+    tracker.init(conv(frames[0]), init)
+    return np.array([init] + [tracker.update(conv(f)) for f in frames[1:]], dtype=np.float64)
+
+
+@pytest.mark.parametrize("name", ["siamfc", "dimp"])
+def test_tracks_synthetic_sequences(trained, name):
+    for seed in SEQUENCES:
+        frames, gt = synthetic_sequence(seed, n=60)
+        t = create_tracker(name, model=str(trained), threads=1)
+        boxes = run_sequence(t, frames, gt[0])
+        miou = float(iou(boxes, gt).mean())
+        assert miou > 0.7, f"{name} on sequence {seed}: mean IoU {miou:.3f}"
+
+
+def test_deterministic_and_rgb_option(trained):
+    frames, gt = synthetic_sequence(103, n=20)
+    a = run_sequence(create_tracker("dimp", model=str(trained), threads=1), frames, gt[0])
+    b = run_sequence(create_tracker("dimp", model=str(trained), threads=1), frames, gt[0])
+    c = run_sequence(create_tracker("dimp", model=str(trained), threads=1, rgb=True), frames, gt[0], rgb=True)
+    assert np.array_equal(a, b)
+    assert np.array_equal(a, c)
+
+
+def test_opencv_style_track_and_info(trained):
+    frames, gt = synthetic_sequence(104, n=4)
+    t = create_tracker("siamfc", model=str(trained), threads=1)
+    t.init(frames[0], gt[0])
+    ok, box = t.track(frames[1])
+    assert isinstance(ok, bool) and len(box) == 4 and all(isinstance(v, float) for v in box)
+    assert t.info["backbone"] == TINY and t.info["budget"] == 1.0 and t.info["kernel"] == "torch"
+
+
+def test_bad_calls(trained):
+    t = create_tracker("siamfc", model=str(trained), threads=1)
+    frames, gt = synthetic_sequence(104, n=2)
+    with pytest.raises(RuntimeError, match="init"):
+        t.update(frames[0])
+    with pytest.raises(ValueError, match="positive size"):
+        t.init(frames[0], (1, 2, 0, 5))
+    with pytest.raises(ValueError, match="unknown DiMPParams parameter"):
+        create_tracker("dimp", model=str(trained), windw_influence=0.3)
+    with pytest.raises(ValueError, match="unknown tracker"):
+        create_tracker("kcf", model=str(trained))
+    with pytest.raises(ValueError, match="budget"):
+        create_tracker("dimp", budget=0.0)

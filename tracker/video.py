@@ -1,0 +1,127 @@
+"""Frame sources (video file or webcam) and the annotated-video writer.
+
+Captures come from ``capture_factory`` (``cv2.VideoCapture`` by default), so
+tests and demos can inject a fake source: assign the module attribute, or set
+``B2TRACK_CAPTURE_FACTORY=package.module:callable`` for a subprocess.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+capture_factory = cv2.VideoCapture
+
+
+class VideoError(ValueError):
+    """A source or sink that cannot be used; the message is one line for the user."""
+
+
+def _factory():
+    spec = os.environ.get("B2TRACK_CAPTURE_FACTORY")
+    if not spec:
+        return capture_factory
+    mod, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(mod), attr or "capture_factory")
+    except (ImportError, AttributeError) as e:
+        raise VideoError(f"B2TRACK_CAPTURE_FACTORY={spec!r} cannot be imported: {e}") from None
+
+
+class FrameSource:
+    """Frames of an opened capture; the first frame is read up front so an empty source fails early."""
+
+    def __init__(self, cap, name: str, live: bool):
+        self.cap, self.name, self.live = cap, name, live
+        ok, frame = cap.read()
+        if not ok or frame is None or getattr(frame, "size", 0) == 0:
+            cap.release()
+            what = "webcam" if live else "video"
+            raise VideoError(f"{what} {name} gives no frames" + ("" if live else " (empty or unreadable)"))
+        self.first = frame
+        self.height, self.width = frame.shape[:2]
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.count = n if (n > 0 and not live) else None
+        self._pending = [frame]
+
+    def read(self) -> np.ndarray | None:
+        """Next frame (the first one included), or None at the end."""
+        if self._pending:
+            return self._pending.pop()
+        ok, frame = self.cap.read()
+        return frame if ok and frame is not None else None
+
+    def __iter__(self):
+        while (f := self.read()) is not None:
+            yield f
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_video(path) -> FrameSource:
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"video not found: {p}")
+    if not p.is_file():
+        raise VideoError(f"not a video file: {p}")
+    cap = _factory()(str(p))
+    if cap is None or not cap.isOpened():
+        raise VideoError(f"cannot open video {p} (unsupported or corrupt file)")
+    return FrameSource(cap, str(p), live=False)
+
+
+def open_webcam(index: int) -> FrameSource:
+    cap = _factory()(int(index))
+    if cap is None or not cap.isOpened():
+        raise VideoError(f"webcam {index} is not available")
+    return FrameSource(cap, f"#{index}", live=True)
+
+
+def has_display() -> bool:
+    """Can OpenCV open a window? False on headless Linux and under Qt's offscreen platforms."""
+    if os.environ.get("QT_QPA_PLATFORM", "").lower() in ("offscreen", "minimal", "vnc"):
+        return False
+    if os.name == "posix" and not os.uname().sysname == "Darwin":
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def annotate(frame: np.ndarray, box, text: str = "", ok: bool = True) -> np.ndarray:
+    """Draw the box (green, red when the tracker is unsure) and a status line, in place."""
+    x, y, w, h = (int(round(v)) for v in box)
+    cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), (0, 220, 0) if ok else (0, 0, 230), 2)
+    if text:
+        cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
+
+
+class VideoWriter:
+    """mp4 (mp4v) writer for annotated frames; fails at open, not silently at the end."""
+
+    def __init__(self, path, fps: float, size: tuple[int, int]):
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            raise VideoError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+        self.w = cv2.VideoWriter(str(self.path), fourcc, float(fps), (int(size[0]), int(size[1])))
+        if not self.w.isOpened():
+            raise VideoError(f"cannot write video {self.path} (unsupported container?)")
+
+    def write(self, frame: np.ndarray) -> None:
+        self.w.write(frame)
+
+    def close(self) -> None:
+        self.w.release()
