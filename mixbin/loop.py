@@ -176,6 +176,20 @@ class JsonLog:
             self.fh = None
 
 
+def resume_gated(ckpt, model: torch.nn.Module, gates: torch.nn.Module, opt_gates, opt_weights) -> tuple[int, float]:
+    """Restore a gate search (search.pt / prune.pt) in place; (start step, wall time so far)."""
+    if ckpt is None or not Path(ckpt).exists():
+        return 0, 0.0
+    st = load(ckpt)
+    model.load_state_dict(st["model"])
+    gates.load_state_dict(st["gates"])
+    opt_gates.load_state_dict(st["opt_gates"])
+    if opt_weights is not None and st.get("opt_weights") is not None:
+        opt_weights.load_state_dict(st["opt_weights"])
+    set_rng_state(st["rng"])
+    return int(st["step"]), float(st.get("wall_time_s", 0.0))
+
+
 def progress_bar(enabled: bool, total: int, initial: int, desc: str):
     if not enabled:
         return None

@@ -21,8 +21,8 @@ import torch
 from backbones import Spec, unit_costs
 
 from .gates import UnitGates, crisp_weights, gates_cost, uniform_gate_for_budget
-from .loop import (JsonLog, atomic_save, average_grads, cycle, dist_info, find_backbone, load, lr_at,
-                   maybe_init_distributed, progress_bar, ramp, rng_state, set_rng_state, split_output, sync_buffers,
+from .loop import (JsonLog, resume_gated, atomic_save, average_grads, cycle, dist_info, find_backbone, lr_at,
+                   maybe_init_distributed, progress_bar, ramp, rng_state, split_output, sync_buffers,
                    wrap_ddp)
 from .select import Selection, capacity, select_modes
 
@@ -98,16 +98,7 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
 
     out = Path(out_dir) if out_dir is not None else None
     ckpt = out / "search.pt" if out is not None else None
-    start, elapsed = 0, 0.0
-    if ckpt is not None and ckpt.exists():
-        st = load(ckpt)
-        model.load_state_dict(st["model"])
-        gates.load_state_dict(st["gates"])
-        opt_g.load_state_dict(st["opt_gates"])
-        if opt_w is not None and st.get("opt_weights") is not None:
-            opt_w.load_state_dict(st["opt_weights"])
-        start, elapsed = int(st["step"]), float(st.get("wall_time_s", 0.0))
-        set_rng_state(st["rng"])
+    start, elapsed = resume_gated(ckpt, model, gates, opt_g, opt_w)
     if out is not None and rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     log = JsonLog(out / "log.jsonl" if out is not None and rank == 0 else None)
