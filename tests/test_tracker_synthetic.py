@@ -35,14 +35,14 @@ def run_sequence(tracker, frames, init, rgb=False):
     return np.array([init] + [tracker.update(conv(f)) for f in frames[1:]], dtype=np.float64)
 
 
-@pytest.mark.parametrize("name", ["siamfc", "dimp"])
-def test_tracks_synthetic_sequences(trained, name):
-    for seed in SEQUENCES:
+@pytest.mark.parametrize("name, params", [("siamfc", {}), ("dimp", {}), ("siamfc", {"template_lr": 0.05})])
+def test_tracks_synthetic_sequences(trained, name, params):
+    for seed in SEQUENCES[: 1 if params else None]:
         frames, gt = synthetic_sequence(seed, n=60)
-        t = create_tracker(name, model=str(trained), threads=1)
+        t = create_tracker(name, model=str(trained), threads=1, **params)
         boxes = run_sequence(t, frames, gt[0])
         miou = float(iou(boxes, gt).mean())
-        assert miou > 0.7, f"{name} on sequence {seed}: mean IoU {miou:.3f}"
+        assert miou > 0.7, f"{name} {params} on sequence {seed}: mean IoU {miou:.3f}"
 
 
 def test_deterministic_and_rgb_option(trained):
@@ -76,3 +76,13 @@ def test_bad_calls(trained):
         create_tracker("kcf", model=str(trained))
     with pytest.raises(ValueError, match="budget"):
         create_tracker("dimp", budget=0.0)
+
+
+def test_dimp_can_hold_the_box_when_the_target_is_lost(trained):
+    frames, gt = synthetic_sequence(101, n=4)
+    t = create_tracker("dimp", model=str(trained), threads=1, update_every=1000, lost_threshold=0.25)
+    t.init(frames[0], gt[0])
+    t.filter.f = torch.zeros_like(t.filter.f)  # the online filter no longer sees the target: confidence 0
+    ok, box = t.track(frames[3])  # the patch has moved
+    assert not ok and t.distractors.last_decision == "lost"
+    assert np.allclose(box, gt[0])

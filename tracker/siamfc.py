@@ -117,6 +117,7 @@ class SiamFCTracker:
         img = self._bgr(image)
         self.img_shape = img.shape[:2]
         pad = crops.mean_colour(img)
+        self._prev_state = (self.center.copy(), self.size.copy())
         extents = self.x_extent * self.scales
         xf = self._embed(crops.scale_crops(img, self.center, extents, p.search_size, pad))
         scores = self._score(xf)  # (S, R, R) float tensor, higher = target
@@ -151,6 +152,12 @@ class SiamFCTracker:
 
     def _after_update(self, img, pad, xf, si, disp_crop, extents) -> None:
         """Hook: called with the search features once the new state is known."""
+
+    def _hold(self) -> None:
+        """Undo this frame's move: keep the previous position and size (target judged lost)."""
+        self.center, self.size = self._prev_state
+        self.z_extent = crops.context_size(self.size, self.params.context)
+        self.x_extent = self.z_extent * self.params.search_size / self.params.exemplar_size
 
     def _pick_scale(self, scores: torch.Tensor) -> tuple[int, np.ndarray]:
         """Upsample every scale, penalise the non-central ones; the best (index, map normalised to sum 1)."""
