@@ -190,6 +190,21 @@ def resume_gated(ckpt, model: torch.nn.Module, gates: torch.nn.Module, opt_gates
     return int(st["step"]), float(st.get("wall_time_s", 0.0))
 
 
+def gate_step(loss, gates, opt_gates, opt_weights, weights, grad_clip: float, weight_lr: float) -> None:
+    """One optimisation step of a gate search: gates always, weights when they train too."""
+    opt_gates.zero_grad(set_to_none=True)
+    if opt_weights:
+        opt_weights.zero_grad(set_to_none=True)
+    loss.backward()
+    average_grads(gates.parameters())
+    if opt_weights:
+        torch.nn.utils.clip_grad_norm_(weights, grad_clip)
+        for g in opt_weights.param_groups:
+            g["lr"] = weight_lr
+        opt_weights.step()
+    opt_gates.step()
+
+
 def progress_bar(enabled: bool, total: int, initial: int, desc: str):
     if not enabled:
         return None

@@ -25,7 +25,7 @@ import torch.nn as nn
 from backbones import Spec, unit_costs
 
 from .gates import heaviside
-from .loop import (JsonLog, resume_gated, atomic_save, average_grads, cycle, dist_info, find_backbone, lr_at,
+from .loop import (JsonLog, gate_step, resume_gated, atomic_save, cycle, dist_info, find_backbone, lr_at,
                    maybe_init_distributed, progress_bar, ramp, rng_state, split_output, sync_buffers,
                    wrap_ddp)
 
@@ -295,17 +295,8 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
             cost = (masked_macs(geoms, producers, current) / total).float()
             crisp = gates.crispness()
             loss = task + cfg.w_budget * (cost - cfg.budget) ** 2 + w_crisp * crisp
-            opt_g.zero_grad(set_to_none=True)
-            if opt_w:
-                opt_w.zero_grad(set_to_none=True)
-            loss.backward()
-            average_grads(gates.parameters())
-            if opt_w:
-                torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
-                for g in opt_w.param_groups:
-                    g["lr"] = lr_at(step, cfg.steps, cfg.lr_weights, max(1, cfg.steps // 20), 0.1)
-                opt_w.step()
-            opt_g.step()
+            gate_step(loss, gates, opt_g, opt_w, weights, cfg.grad_clip,
+                      lr_at(step, cfg.steps, cfg.lr_weights, max(1, cfg.steps // 20), 0.1))
             with torch.no_grad():
                 lim = cfg.logit_clip / gates.beta
                 for t in gates.theta:

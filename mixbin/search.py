@@ -21,7 +21,7 @@ import torch
 from backbones import Spec, unit_costs
 
 from .gates import UnitGates, crisp_weights, gates_cost, uniform_gate_for_budget
-from .loop import (JsonLog, resume_gated, atomic_save, average_grads, cycle, dist_info, find_backbone, lr_at,
+from .loop import (JsonLog, gate_step, resume_gated, atomic_save, cycle, dist_info, find_backbone, lr_at,
                    maybe_init_distributed, progress_bar, ramp, rng_state, split_output, sync_buffers,
                    wrap_ddp)
 from .select import Selection, capacity, select_modes
@@ -126,17 +126,8 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
             cost = gates_cost(macs, zd)
             crisp = gates.crispness(cfg.crispness, cw)
             loss = task + cfg.w_budget * (cost - cfg.budget) ** 2 + sch["w_crisp"] * crisp
-            opt_g.zero_grad(set_to_none=True)
-            if opt_w:
-                opt_w.zero_grad(set_to_none=True)
-            loss.backward()
-            average_grads(gates.parameters())
-            if opt_w:
-                torch.nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
-                for g in opt_w.param_groups:
-                    g["lr"] = lr_at(step, cfg.steps, cfg.lr_weights, int(cfg.warmup_frac * cfg.steps), 0.1)
-                opt_w.step()
-            opt_g.step()
+            gate_step(loss, gates, opt_g, opt_w, weights, cfg.grad_clip,
+                      lr_at(step, cfg.steps, cfg.lr_weights, int(cfg.warmup_frac * cfg.steps), 0.1))
             with torch.no_grad():
                 # Without a cap, crispness drives saturated gates ever further, so a
                 # gate that snapped early could never be recalled by the budget.

@@ -19,13 +19,7 @@ from backbones.units import ConvUnit
 REL_TOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny ops: threads only add barrier waits (badly so on a shared machine).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.helpers.threads import one_thread  # noqa: E402,F401  (autouse fixture)
 
 
 def randomise(model, seed):

@@ -49,12 +49,7 @@ def case(shape, seed):
     return x, wt, s, p, g
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.helpers.threads import one_thread  # noqa: E402,F401  (autouse fixture)
 
 
 @pytest.fixture

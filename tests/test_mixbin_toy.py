@@ -15,13 +15,7 @@ from backbones import Backbone, ConvUnit, list_backbones, register
 TINY = "mixbin-tiny"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run several times faster on one thread than on a contended pool; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.helpers.threads import one_thread  # noqa: E402,F401  (autouse fixture)
 
 
 class TinyBackbone(Backbone):
