@@ -37,7 +37,16 @@ def cmd_summary(args) -> None:
     from backbones.summary import format_summary, summarize
 
     spec = None
-    if args.spec:
+    if args.spec and Path(args.spec).suffix == ".pt":  # a checkpoint (zoo or fine-tune): its embedded spec
+        from .io import CheckpointError, read_model
+        try:
+            _, spec_d, _ = read_model(args.spec)
+            spec = Spec.from_dict(spec_d) if spec_d else None
+        except (CheckpointError, SpecError) as e:
+            _fail(f"--spec {args.spec}: {e}")
+        if spec is None:
+            _fail(f"--spec {args.spec}: the checkpoint carries no spec (give --backbone for an FP summary)")
+    elif args.spec:
         try:
             spec = Spec.load(args.spec)
         except SpecError as e:
@@ -381,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Per-unit table (name, shapes, MACs, mode, share of cost) and totals: "
                                    "FP MACs, effective cost (binary MACs/64), budget, parameters and model size.")
     s.add_argument("--backbone", help="registered backbone name (default: the spec's)")
-    s.add_argument("--spec", help="spec JSON file (default: all units FP)")
+    s.add_argument("--spec", help="spec JSON file, or a model checkpoint (.pt) whose spec to show "
+                                  "(default: all units FP)")
     s.add_argument("--input-size", type=int, help="square input size in pixels (default: the spec's, else 255)")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     s.set_defaults(func=cmd_summary)

@@ -37,3 +37,19 @@ def test_summary_errors_exit_2(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     r = run("summary", "--spec", str(tmp_path / "bad.json"))
     assert r.returncode == 2 and "not valid JSON" in r.stderr
+
+
+def test_summary_of_a_model_checkpoint_reads_its_spec(tmp_path):
+    from tracker.model import SiamNet
+    from tracker.zoo import save_model
+    names = create_backbone("resnet16-half").unit_names()
+    spec = Spec.build("resnet16-half", {n: "bin" if n.startswith("layer2") else "fp" for n in names})
+    net = SiamNet("resnet16-half")
+    net.backbone.set_modes(spec.units)
+    save_model(tmp_path / "m.pt", net, spec, {})
+    s = json.loads(run("summary", "--spec", str(tmp_path / "m.pt"), "--json").stdout)
+    assert abs(s["budget"] - spec.budget) < 1e-12
+    assert {u["name"]: u["mode"] for u in s["units"]} == spec.units
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    r = run("summary", "--spec", str(tmp_path / "junk.pt"))
+    assert r.returncode == 2 and "not a readable torch checkpoint" in r.stderr and "Traceback" not in r.stderr

@@ -46,10 +46,12 @@ def test_tracks_synthetic_sequences(trained, name, params):
 
 
 def test_deterministic_and_rgb_option(trained):
+    import tracker  # the package-level entry point users import
+    assert tracker.CHANNELS == "bgr"
     frames, gt = synthetic_sequence(103, n=20)
     a = run_sequence(create_tracker("dimp", model=str(trained), threads=1), frames, gt[0])
     b = run_sequence(create_tracker("dimp", model=str(trained), threads=1), frames, gt[0])
-    c = run_sequence(create_tracker("dimp", model=str(trained), threads=1, rgb=True), frames, gt[0], rgb=True)
+    c = run_sequence(tracker.create_tracker("dimp", model=str(trained), threads=1, rgb=True), frames, gt[0], rgb=True)
     assert np.array_equal(a, b)
     assert np.array_equal(a, c)
 

@@ -1,1 +1,21 @@
-"""Siamese and DiMP-style trackers on B2NN backbones, training of the FP tracker, the zoo and the ``track`` CLI."""
+"""Siamese and DiMP-style trackers on B2NN backbones, training of the FP tracker, the zoo and the ``track`` CLI.
+
+    from tracker import create_tracker
+    t = create_tracker("dimp", budget=0.3)      # images are BGR unless rgb=True
+    t.init(frame, (x, y, w, h)); box = t.update(next_frame)
+"""
+from __future__ import annotations
+
+# The channel order every model and tracker expects by default (OpenCV's);
+# pass rgb=True to create_tracker for RGB frames.
+CHANNELS = "bgr"
+
+__all__ = ["CHANNELS", "create_tracker", "list_trackers"]
+
+
+def __getattr__(name):
+    # Lazy: `import tracker` (e.g. for tracker.data in a DataLoader worker) must not pull in the zoo and kernels.
+    if name in ("create_tracker", "list_trackers"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'tracker' has no attribute {name!r}")
