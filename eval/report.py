@@ -127,6 +127,19 @@ def attribute_table(scores, sequences, key="auc"):
     return "\n".join(lines) + "\n"
 
 
+def sequence_table(scores, key="auc"):
+    """Markdown table of one measure per sequence (rows) and tracker (columns): where a tracker
+    fails, which the averages hide. Sequences a tracker has no results for show '–'."""
+    ordered = _sorted(scores)
+    names = sorted(set().union(*(s.names for s in ordered)))
+    lines = ["| sequence | " + " | ".join(s.tracker for s in ordered) + " |",
+             "| --- | " + " | ".join("---:" for _ in ordered) + " |"]
+    for name in names:
+        cells = [f"{s.summary({name})[key]:.3f}" if name in s.names else "–" for s in ordered]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(scores, sequences, out_dir, dataset):
     """Plots and tables for `scores` into out_dir; returns the written paths."""
     out_dir = Path(out_dir)
@@ -148,6 +161,7 @@ def write_report(scores, sequences, out_dir, dataset):
     if by_attribute:
         text += ["\n## Success AUC per attribute\n\n", by_attribute,
                  "\n## P@20 per attribute\n\n", attribute_table(scores, sequences, "precision")]
+    text += ["\n## Success AUC per sequence\n\n", sequence_table(scores)]
     table = out_dir / "results.md"
     table.write_text("".join(text))
     written.append(table)

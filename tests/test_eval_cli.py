@@ -178,6 +178,20 @@ def test_report_breaks_otb_down_by_attribute(tmp_path, capsys):
     assert "| ATOM | 0.6668 | 0.8794 |" in table
     assert "## Success AUC per attribute" in table and "| IV (37) |" in table
     assert "| LR (9) |" in table
+    # Per-sequence AUC, against a plain numpy computation of the OTB success AUC.
+    assert "## Success AUC per sequence" in table
+    gt = np.loadtxt(DATA / "otb100_anno" / "anno" / "Biker.txt", delimiter=",")
+    pred = np.loadtxt(DATA / "raw_results" / "OTB100" / "SiamFC" / "Biker.txt", delimiter=",")
+    lo = np.maximum(gt[:, :2], pred[:, :2])
+    hi = np.minimum(gt[:, :2] + gt[:, 2:], pred[:, :2] + pred[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    iou = inter / (np.prod(gt[:, 2:], axis=1) + np.prod(pred[:, 2:], axis=1) - inter)
+    iou[~(gt > 0).all(axis=1)] = -1  # OTB: frames without a valid ground truth (7 in Biker) are failures
+    auc = np.mean([(iou > t).mean() for t in np.linspace(0, 1, 21)])
+    row = next(line for line in table.splitlines() if line.startswith("| Biker |"))
+    header = next(line for line in table.splitlines() if line.startswith("| sequence |"))
+    col = [c.strip() for c in header.split("|")].index("SiamFC")
+    assert abs(float(row.split("|")[col]) - auc) < 0.0006, (row, auc)
 
 
 def test_eval_imports_stay_light():
