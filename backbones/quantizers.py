@@ -11,13 +11,17 @@ def sign(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
-class _ApproxSign(torch.autograd.Function):
-    """Bi-Real Net's ApproxSign: gradient 2 - 2|x| on |x| < 1, else 0."""
+class _Sign(torch.autograd.Function):
+    """The forward every binarizer shares: sign, keeping x for the subclass's backward."""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return sign(x)
+
+
+class _ApproxSign(_Sign):
+    """Bi-Real Net's ApproxSign: gradient 2 - 2|x| on |x| < 1, else 0."""
 
     @staticmethod
     def backward(ctx, grad):
@@ -25,13 +29,8 @@ class _ApproxSign(torch.autograd.Function):
         return grad * (2.0 - 2.0 * x.abs()).clamp_(min=0.0)
 
 
-class _SteSign(torch.autograd.Function):
+class _SteSign(_Sign):
     """Clipped identity (hard-tanh) straight-through estimator."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return sign(x)
 
     @staticmethod
     def backward(ctx, grad):

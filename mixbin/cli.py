@@ -16,11 +16,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 BIG_STEP = 10 ** 9  # the train sampler's end: sources are cut by step counts, never exhausted
 
 
-def _fail(msg: str) -> "NoReturn":  # noqa: F821
+def _fail(msg: str) -> NoReturn:
     print(f"mixbin: error: {msg}", file=sys.stderr)
     sys.exit(2)
 
@@ -224,13 +225,32 @@ def _setup_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def _start_run(args, marker: str, done_msg: str):
+    """The start search and finetune share, once their arguments are checked.
+
+    None where ``--out`` already holds ``marker`` (the run is done: said on
+    stdout); else (out folder, train pairs, val pairs or None, rank), with the
+    data loaded and the process group joined.
+    """
+    from mixbin.loop import dist_info, maybe_init_distributed
+    out = Path(args.out)
+    if (out / marker).is_file():
+        print(f"{out / marker} exists: {done_msg}")
+        return None
+    train_ds, val_ds = load_pairs(args.data)
+    _setup_threads(args.threads)
+    maybe_init_distributed()
+    rank, _ = dist_info()
+    return out, train_ds, val_ds, rank
+
+
 # -- search ---------------------------------------------------------------------------
 
 def cmd_search(args) -> None:
     import torch
 
     from mixbin.io import save_model
-    from mixbin.loop import dist_info, find_backbone, maybe_init_distributed
+    from mixbin.loop import find_backbone
     from mixbin.prune import PruneConfig, bake_masks
     from mixbin.search import SearchConfig
     from mixbin.select import BudgetError
@@ -254,14 +274,10 @@ def cmd_search(args) -> None:
     over = overrides(args.set, PruneConfig if args.strategy == "prune" else SearchConfig)
     if args.strategy in NEEDS_BUDGET:
         _check_reachable(backbone, args.budget, args.input_size)
-    out = Path(args.out)
-    if (out / "spec.json").is_file():
-        print(f"{out / 'spec.json'} exists: search already done (delete it to search again)")
+    started = _start_run(args, "spec.json", "search already done (delete it to search again)")
+    if started is None:
         return
-    train_ds, val_ds = load_pairs(args.data)
-    _setup_threads(args.threads)
-    maybe_init_distributed()
-    rank, _ = dist_info()
+    out, train_ds, val_ds, rank = started
     seed = args.seed if args.seed is not None else 0
     torch.manual_seed(seed)
     net = build_net(backbone, state, args.fp32)
@@ -299,7 +315,7 @@ def cmd_finetune(args) -> None:
     from backbones import Spec, SpecError
     from mixbin.finetune import FinetuneConfig, finetune
     from mixbin.io import save_model
-    from mixbin.loop import dist_info, find_backbone, maybe_init_distributed
+    from mixbin.loop import find_backbone
     from mixbin.prune import attach_masks, bake_masks, masks_from_spec
 
     if not args.teacher:
@@ -323,14 +339,10 @@ def cmd_finetune(args) -> None:
     if args.distill is not None:
         kw.update({"distill_weight": 0.0} if args.distill == "none" else {"distill": args.distill})
     cfg = FinetuneConfig(**kw)
-    out = Path(args.out)
-    if (out / "model.pt").is_file():
-        print(f"{out / 'model.pt'} exists: fine-tuning already done (delete it to run again)")
+    started = _start_run(args, "model.pt", "fine-tuning already done (delete it to run again)")
+    if started is None:
         return
-    train_ds, val_ds = load_pairs(args.data)
-    _setup_threads(args.threads)
-    maybe_init_distributed()
-    rank, _ = dist_info()
+    out, train_ds, val_ds, rank = started
     student = build_net(spec.backbone, state, args.fp32)
     teacher = build_net(spec.backbone, state, args.fp32)
     student.backbone.set_modes(spec.units)

@@ -10,6 +10,8 @@ import json
 import math
 import os
 import random
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -188,6 +190,57 @@ def resume_gated(ckpt, model: torch.nn.Module, gates: torch.nn.Module, opt_gates
         opt_weights.load_state_dict(st["opt_weights"])
     set_rng_state(st["rng"])
     return int(st["step"]), float(st.get("wall_time_s", 0.0))
+
+
+class GatedRun:
+    """The files of a gate search (MixBin and prune alike): resume, checkpoint, log, progress bar.
+
+    ``out_dir/ckpt_name`` is restored by ``resume_gated`` if it is there, and
+    ``save`` writes what it restores; ``log.jsonl`` goes next to it. Rank 0
+    alone writes; without ``out_dir`` nothing is read or written.
+    """
+
+    def __init__(self, out_dir, ckpt_name: str, model: torch.nn.Module, gates: torch.nn.Module, opt_gates,
+                 opt_weights, cfg, progress: bool, desc: str):
+        rank, _ = dist_info()
+        out = Path(out_dir) if out_dir is not None else None
+        self.ckpt = out / ckpt_name if out is not None else None
+        self.start, self.elapsed = resume_gated(self.ckpt, model, gates, opt_gates, opt_weights)
+        if out is not None and rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+        self.log = JsonLog(out / "log.jsonl" if out is not None and rank == 0 else None)
+        self.bar = progress_bar(progress and rank == 0, cfg.steps, self.start, desc)
+        self._writes = self.ckpt is not None and rank == 0
+        self._saved = (model, gates, opt_gates, opt_weights, cfg)  # what ``save`` writes
+
+    def begin(self, model: torch.nn.Module, batches: BatchSource) -> tuple[torch.nn.Module, Iterator]:
+        """Start the loop's clock; (the model to call, DDP-wrapped where distributed; batches from the start step)."""
+        fwd = wrap_ddp(model)
+        model.train()
+        it = cycle(batches, self.start)
+        self.t0 = time.perf_counter()
+        return fwd, it
+
+    def wall(self) -> float:
+        """Seconds of search so far, over all runs of it (the resumed ones included)."""
+        return self.elapsed + time.perf_counter() - self.t0
+
+    def tick(self, task: torch.Tensor, cost: torch.Tensor) -> None:
+        """Advance the progress bar by one step."""
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(task=f"{float(task.detach()):.3f}", cost=f"{float(cost.detach()):.3f}")
+
+    def save(self, step: int, wall: float) -> None:
+        if self._writes:
+            model, gates, opt_g, opt_w, cfg = self._saved
+            atomic_save({"model": model.state_dict(), "gates": gates.state_dict(), "opt_gates": opt_g.state_dict(),
+                         "opt_weights": opt_w.state_dict() if opt_w else None, "step": step, "rng": rng_state(),
+                         "wall_time_s": wall, "config": asdict(cfg)}, self.ckpt)
+
+    def close_bar(self) -> None:
+        if self.bar:
+            self.bar.close()
 
 
 def gate_step(loss, gates, opt_gates, opt_weights, weights, grad_clip: float, weight_lr: float) -> None:

@@ -16,8 +16,7 @@ Concatenations between units are not supported.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -25,9 +24,7 @@ import torch.nn as nn
 from backbones import Spec, unit_costs
 
 from .gates import heaviside
-from .loop import (JsonLog, gate_step, resume_gated, atomic_save, cycle, dist_info, find_backbone, lr_at,
-                   maybe_init_distributed, progress_bar, ramp, rng_state, split_output, sync_buffers,
-                   wrap_ddp)
+from .loop import GatedRun, find_backbone, gate_step, lr_at, maybe_init_distributed, ramp, split_output, sync_buffers
 
 
 @dataclass(frozen=True)
@@ -257,7 +254,6 @@ def masks_from_spec(spec: Spec, backbone) -> dict[str, torch.Tensor] | None:
 def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out_dir=None, progress: bool = False,
                  input_size: int | None = None, backbone_name: str | None = None) -> PruneResult:
     maybe_init_distributed()
-    rank, _ = dist_info()
     backbone = find_backbone(model)
     backbone.set_all("fp")
     size = input_size or backbone.search_size
@@ -270,21 +266,12 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
     weights = [p for p in model.parameters() if p.requires_grad]
     opt_w = torch.optim.AdamW(weights, lr=cfg.lr_weights, weight_decay=0.0) if cfg.lr_weights > 0 else None
 
-    out = Path(out_dir) if out_dir is not None else None
-    ckpt = out / "prune.pt" if out is not None else None
-    start, elapsed = resume_gated(ckpt, model, gates, opt_g, opt_w)
-    if out is not None and rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    log = JsonLog(out / "log.jsonl" if out is not None and rank == 0 else None)
-    bar = progress_bar(progress and rank == 0, cfg.steps, start, f"prune b={cfg.budget}")
+    run = GatedRun(out_dir, "prune.pt", model, gates, opt_g, opt_w, cfg, progress, f"prune b={cfg.budget}")
 
     current: dict[str, torch.Tensor] = {}
     handles = attach_masks(backbone, {n: (lambda n=n: current[n]) for n in geoms})
-    fwd = wrap_ddp(model)
-    model.train()
-    it = cycle(batches, start)
-    t0 = time.perf_counter()
-    step = start
+    fwd, it = run.begin(model, batches)
+    step = run.start
     try:
         while step < cfg.steps:
             gates.beta = ramp(step, cfg.steps, cfg.beta[0], cfg.beta[1], geometric=True)
@@ -302,22 +289,17 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
                 for t in gates.theta:
                     t.clamp_(-lim, lim)
             step += 1
-            if bar:
-                bar.update(1)
-                bar.set_postfix(task=f"{float(task.detach()):.3f}", cost=f"{float(cost.detach()):.3f}")
+            run.tick(task, cost)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                log(step=step, task_loss=float(task.detach()), expected_cost=float(cost.detach()),
-                    crispness=float(crisp.detach()), w_crisp=w_crisp, time=time.time())
-            if (step % cfg.ckpt_every == 0 or step == cfg.steps) and ckpt is not None and rank == 0:
-                atomic_save({"model": model.state_dict(), "gates": gates.state_dict(), "opt_gates": opt_g.state_dict(),
-                             "opt_weights": opt_w.state_dict() if opt_w else None, "step": step, "rng": rng_state(),
-                             "wall_time_s": elapsed + time.perf_counter() - t0, "config": asdict(cfg)}, ckpt)
+                run.log(step=step, task_loss=float(task.detach()), expected_cost=float(cost.detach()),
+                        crispness=float(crisp.detach()), w_crisp=w_crisp, time=time.time())
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                run.save(step, run.wall())
     finally:
         for h in handles:
             h.remove()
-        if bar:
-            bar.close()
-    wall = elapsed + time.perf_counter() - t0
+        run.close_bar()
+    wall = run.wall()
     sync_buffers(model)
     with torch.no_grad():
         z = {n: v.detach() for n, v in gates().items()}
@@ -328,6 +310,6 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
             "search_wall_time_s": round(wall, 1)}
     spec = Spec.build(backbone_name or backbone.name, {n: "fp" for n in geoms}, size, prov,
                       {n: c.macs for n, c in unit_costs(backbone, size).items()})
-    log(event="selected", pruned_budget=real, kept={n: int(m.sum()) for n, m in masks.items()}, time=time.time())
-    log.close()
+    run.log(event="selected", pruned_budget=real, kept={n: int(m.sum()) for n, m in masks.items()}, time=time.time())
+    run.log.close()
     return PruneResult(spec, masks, real, wall)

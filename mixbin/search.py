@@ -13,17 +13,14 @@ within ``select_tol`` of the closest achievable (default: the contract's
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 
 from backbones import Spec, unit_costs
 
 from .gates import UnitGates, crisp_weights, gates_cost, uniform_gate_for_budget
-from .loop import (JsonLog, gate_step, resume_gated, atomic_save, cycle, dist_info, find_backbone, lr_at,
-                   maybe_init_distributed, progress_bar, ramp, rng_state, split_output, sync_buffers,
-                   wrap_ddp)
+from .loop import GatedRun, find_backbone, gate_step, lr_at, maybe_init_distributed, ramp, split_output, sync_buffers
 from .select import Selection, capacity, select_modes
 
 
@@ -78,7 +75,6 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
     resumes from ``search.pt`` if it is there.
     """
     maybe_init_distributed()
-    rank, _ = dist_info()
     backbone = find_backbone(model)
     name = backbone_name or backbone.name
     size = input_size or backbone.search_size
@@ -96,25 +92,10 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
     weights = [p for p in model.parameters() if p.requires_grad]
     opt_w = torch.optim.AdamW(weights, lr=cfg.lr_weights, weight_decay=cfg.weight_decay) if cfg.lr_weights > 0 else None
 
-    out = Path(out_dir) if out_dir is not None else None
-    ckpt = out / "search.pt" if out is not None else None
-    start, elapsed = resume_gated(ckpt, model, gates, opt_g, opt_w)
-    if out is not None and rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    log = JsonLog(out / "log.jsonl" if out is not None and rank == 0 else None)
-    bar = progress_bar(progress and rank == 0, cfg.steps, start, f"search b={cfg.budget}")
+    run = GatedRun(out_dir, "search.pt", model, gates, opt_g, opt_w, cfg, progress, f"search b={cfg.budget}")
 
-    def save(step: int, wall: float) -> None:
-        if ckpt is not None and rank == 0:
-            atomic_save({"model": model.state_dict(), "gates": gates.state_dict(), "opt_gates": opt_g.state_dict(),
-                         "opt_weights": opt_w.state_dict() if opt_w else None, "step": step, "rng": rng_state(),
-                         "wall_time_s": wall, "config": asdict(cfg)}, ckpt)
-
-    fwd = wrap_ddp(model)
-    model.train()
-    it = cycle(batches, start)
-    t0 = time.perf_counter()
-    step = start
+    fwd, it = run.begin(model, batches)
+    step = run.start
     try:
         while step < cfg.steps:
             sch = _schedule(cfg, step)
@@ -134,20 +115,17 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
                 lim = cfg.logit_clip / gates.beta
                 gates.theta.clamp_(-lim, lim)
             step += 1
-            if bar:
-                bar.update(1)
-                bar.set_postfix(task=f"{float(task.detach()):.3f}", cost=f"{float(cost.detach()):.3f}")
+            run.tick(task, cost)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                log(step=step, task_loss=float(task.detach()), expected_cost=float(cost.detach()),
-                    crispness=float(crisp.detach()),
-                    beta=sch["beta"], gamma=sch["gamma"], w_crisp=sch["w_crisp"],
-                    gates={n: round(float(v.detach()), 4) for n, v in zd.items()}, time=time.time())
+                run.log(step=step, task_loss=float(task.detach()), expected_cost=float(cost.detach()),
+                        crispness=float(crisp.detach()),
+                        beta=sch["beta"], gamma=sch["gamma"], w_crisp=sch["w_crisp"],
+                        gates={n: round(float(v.detach()), 4) for n, v in zd.items()}, time=time.time())
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                save(step, elapsed + time.perf_counter() - t0)
+                run.save(step, run.wall())
     finally:
-        if bar:
-            bar.close()
-    wall = elapsed + time.perf_counter() - t0
+        run.close_bar()
+    wall = run.wall()
     sync_buffers(model)
 
     # Final gates at the final steepness, then thresholding to a real assignment.
@@ -162,8 +140,8 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
             **sel.provenance(cfg.budget), "gates": {n: round(v, 4) for n, v in final.items()},
             "expected_cost": round(exp_cost, 5), "search_wall_time_s": round(wall, 1)}
     spec = Spec.build(name, sel.modes, size, prov, macs)
-    log(event="selected", budget=spec.budget, units=spec.units, time=time.time())
-    log.close()
+    run.log(event="selected", budget=spec.budget, units=spec.units, time=time.time())
+    run.log.close()
     return SearchResult(spec, final, exp_cost, sel, wall)
 
 

@@ -186,6 +186,17 @@ def print_backbones(rows):
               f"{r['b2nn_nchw']:8.2f} {r['free']:8.2f} {r['speedup']:6.2f} {r['amdahl']:6.2f} {r['of_limit']:6.0%}")
 
 
+def sweep(bench, a, repeats) -> list[dict]:
+    """The rows of ``bench`` (bench_units or bench_backbone) over every backbone x size x thread count asked for."""
+    rows = []
+    for name in a.backbones:
+        for size in a.sizes:
+            for t in a.threads:
+                set_threads(t)
+                rows += bench(name, size, t, repeats, a.clock, a.stat)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", nargs="+", default=["alexnet", "resnet16", "resnet16-half"])
@@ -213,19 +224,11 @@ def main(argv=None):
           f"clock {a.clock}, {repeats} interleaved repeats, {a.stat} in ms")
     out = {"units": [], "backbones": []}
     if not a.skip_units:
-        for name in a.backbones:
-            for size in a.sizes:
-                for t in a.threads:
-                    set_threads(t)
-                    out["units"] += bench_units(name, size, t, repeats, a.clock, a.stat)
+        out["units"] = sweep(bench_units, a, repeats)
         print("\n## per unit (x = best fp32 / packed incl. packing; x conv = conv on pre-packed input)")
         print_units(out["units"])
     if not a.skip_backbones:
-        for name in a.backbones:
-            for size in a.sizes:
-                for t in a.threads:
-                    set_threads(t)
-                    out["backbones"] += bench_backbone(name, size, t, repeats, a.clock, a.stat)
+        out["backbones"] = sweep(bench_backbone, a, repeats)
         print("\n## whole backbone (x = best FP / best B2NN; limit = Amdahl with binary units free; "
               "of lim = (x-1)/(limit-1))")
         print_backbones(out["backbones"])
