@@ -88,6 +88,9 @@ def build_parser():
     run.add_argument("--budget", type=float, help="our trackers: FLOP budget of the B2NN backbone")
     run.add_argument("--model", metavar="CKPT", help="our trackers: checkpoint to load")
     run.add_argument("--threads", type=int, help="our trackers: threads per tracker")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="our trackers: override a tracker parameter (repeatable), e.g. lost_ratio=0.4; "
+                          "give --name too, so the results do not resume into the defaults' folder")
     run.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     run.add_argument("--results", required=True, metavar="DIR", help="where results go")
     run.add_argument("--name", help="result folder name (default: tracker, plus _b<budget>)")
@@ -191,8 +194,17 @@ def cmd_run(args):
     if args.tracker in trackers.PEERS and (args.budget is not None or args.model):
         print(f"track-eval: note: --budget/--model do not apply to {args.tracker}; ignored",
               file=sys.stderr)
+    params = None
+    if args.param:
+        if args.tracker in trackers.PEERS:
+            raise EvalError(f"--param applies to our trackers only, not {args.tracker}")
+        from tracker.api import parse_params
+        try:
+            params = parse_params(args.param)
+        except ValueError as e:
+            raise EvalError(str(e)) from None
     factory = trackers.make_factory(args.tracker, budget=args.budget, model=args.model,
-                                    threads=args.threads, nanotrack_dir=args.nanotrack_dir)
+                                    threads=args.threads, nanotrack_dir=args.nanotrack_dir, params=params)
     sequences = _load(args)
     if args.sequences:
         from .names import match_names

@@ -19,10 +19,10 @@ def _peer(name, nanotrack_dir=None):
     return getattr(peers, name)()
 
 
-def _ours(name, budget=None, model=None, threads=None):
+def _ours(name, budget=None, model=None, threads=None, params=None):
     from tracker.api import create_tracker
 
-    return create_tracker(name, budget=budget, model=model, threads=threads)
+    return create_tracker(name, budget=budget, model=model, threads=threads, **(params or {}))
 
 
 def check_ours_available():
@@ -33,7 +33,7 @@ def check_ours_available():
                         f"({type(e).__name__}: {e})") from None
 
 
-def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None):
+def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None, params=None):
     """A picklable zero-argument callable building a fresh tracker `name` (checked here, so that
     a missing dependency fails once, before any worker starts)."""
     if name in PEERS:
@@ -52,7 +52,7 @@ def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None
         return factory
     if name in OURS:
         check_ours_available()
-        factory = partial(_ours, name, budget, model, threads)
+        factory = partial(_ours, name, budget, model, threads, params)
         # One build here turns a missing checkpoint or a bad budget into one clear error
         # instead of the same failure in every sequence.
         try:

@@ -218,3 +218,11 @@ def test_got10k_test_split_is_not_scored_locally(tmp_path, capsys):
     fails_cleanly(capsys, ["score", "--dataset", "got10k", "--split", "test", "--anno",
                            str(tmp_path / "got"), "--results", str(tmp_path / "res")],
                   "GOT-10k server")
+
+
+def test_param_is_for_our_trackers_only_and_must_be_key_value(tmp_path, capsys):
+    data = make_sequences(tmp_path / "seqs", names=("Alpha",), n=3)
+    fails_cleanly(capsys, ["run", "--dataset", "otb", "--root", str(data), "--tracker", "csrt",
+                           "--param", "lost_ratio=0.4", "--results", str(tmp_path / "r")], "our trackers only")
+    fails_cleanly(capsys, ["run", "--dataset", "otb", "--root", str(data), "--tracker", "siamfc",
+                           "--param", "lost_ratio", "--results", str(tmp_path / "r")], "KEY=VALUE")

@@ -72,6 +72,15 @@ def test_writes_one_line_per_frame_and_summary(assets, tmp_path, capsys):
         assert word in stdout
 
 
+def test_param_overrides_a_tracker_parameter(assets, tmp_path, capsys):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    assert run(base(assets, "--output", a, "--tracker", "siamfc", "--max-frames", 6), capsys)[0] == 0
+    code, _, err = run(base(assets, "--output", b, "--tracker", "siamfc", "--max-frames", 6,
+                            "--param", "window_influence=0.9", "--param", "num_scales=1"), capsys)
+    assert code == 0, err
+    assert a.read_text() != b.read_text()  # a heavy window and one scale track differently
+
+
 def test_max_frames_video_and_determinism(assets, tmp_path, capsys):
     a, b, vid = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "out.avi"
     assert run(base(assets, "--output", a, "--max-frames", 7, "--save-video", vid), capsys)[0] == 0
@@ -120,6 +129,8 @@ def test_budget_selects_zoo_entry(assets, capsys, monkeypatch):
     (["--model", "{dir}/nope.pt"], "model file not found"),
     (["--max-frames", "0"], "--max-frames"),
     (["--bogus"], "unrecognized arguments"),
+    (["--param", "lost_ratio"], "--param expects KEY=VALUE"),
+    (["--param", "windw_influence=0.3"], "unknown DiMPParams parameter"),
 ])
 def test_bad_input_exits_2_with_one_line(assets, capsys, args, message):
     d = assets["dir"]

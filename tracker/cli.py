@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "written; --init refers to frame N; default 1)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N tracked frames (the first one included)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0.4 to re-detect the "
+                        "target after a full occlusion (wider search while lost); names: tracker/siamfc.py, "
+                        "tracker/dimp.py")
     return p
 
 
@@ -117,10 +121,11 @@ def _check_args(args, display: bool) -> None:
 
 
 def _load_tracker(args):
-    from .api import create_tracker
+    from .api import create_tracker, parse_params
     from .zoo import ModelError
     try:
-        t = create_tracker(args.tracker, budget=args.budget, model=args.model, threads=args.threads)
+        t = create_tracker(args.tracker, budget=args.budget, model=args.model, threads=args.threads,
+                           **parse_params(args.param))
     except (ModelError, ValueError) as e:
         raise CLIError(str(e)) from None
     i = t.info

@@ -287,6 +287,7 @@ class DiMPTracker(SiamFCTracker):
     # -- per frame ----------------------------------------------------------
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
         siam = self.model.head(self.zf, xf)[:, 0].float()
+        self._siam_peak = float(siam.max() - siam.mean())
         self._xh = self.filter.spectrum(normalise_features(xf))
         filt = self.filter.apply(self._xh)
         self._filt = filt
@@ -337,6 +338,10 @@ class DiMPTracker(SiamFCTracker):
             pos = self.center + off[::-1] * extent / p.search_size
             out.append(Candidate(pos, float(r[rows[i], cols[i]] / max(r.max(), 1e-12)), self._feature_at(xf[si], off), rc))
         return out
+
+    def _after_redetect(self) -> None:
+        # The candidates seen before the loss say nothing about the scene now.
+        self.distractors.prev, self.distractors.target_id = [], -1
 
     def _after_update(self, img, pad, xf, si, disp_crop, extents) -> None:
         p = self.params

@@ -35,6 +35,16 @@ class SiamFCParams:
     template_lr: float = 0.0  # >0: blend the exemplar with the tracked one (confident frames only)
     template_every: int = 1
     ok_threshold: float = 0.1  # confidence below this -> track() reports ok=False
+    # Re-detection after occlusion (long-term trackers' recipe: same scale, wider search).
+    # The Siamese peak's contrast (max - mean of the raw response; the raw max alone carries
+    # the head's bias) falls several-fold when the target is hidden or gone; below
+    # lost_ratio × its running level the target counts as lost: the box holds and later
+    # frames search a redetect_size crop (same scale, ~4× the area) until a peak reaches
+    # found_ratio × the level. 0 disables.
+    lost_ratio: float = 0.0
+    found_ratio: float = 0.6
+    redetect_size: int = 511
+    peak_lr: float = 0.1  # running level of confident peaks
     rgb: bool = False  # images are RGB (default: OpenCV's BGR)
     threads: int | None = None  # torch threads; None leaves torch's setting
     seed: int = 0
@@ -104,6 +114,7 @@ class SiamFCTracker:
         self.frame = 1
         self.confidence = 1.0
         self._windows = {}
+        self.peak_level, self.searching = None, False
         self._after_init(img, pad)
 
     def _after_init(self, img: np.ndarray, pad) -> None:
@@ -117,6 +128,8 @@ class SiamFCTracker:
         img = self._bgr(image)
         self.img_shape = img.shape[:2]
         pad = crops.mean_colour(img)
+        if self.searching:
+            return self._redetect(img, pad)
         self._prev_state = (self.center.copy(), self.size.copy())
         extents = self.x_extent * self.scales
         xf = self._embed(crops.scale_crops(img, self.center, extents, p.search_size, pad))
@@ -133,6 +146,8 @@ class SiamFCTracker:
         h, w = self.img_shape
         self.center = np.clip(self.center, [0, 0], [w - 1, h - 1])
         self.frame += 1
+        if self._lost(self._siam_peak):
+            return crops.cs_to_box(self.center, self.size)
         self._after_update(img, pad, xf, si, disp_crop, extents)
         if p.template_lr > 0 and self.frame % p.template_every == 0 and self.confidence >= p.ok_threshold:
             z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
@@ -144,9 +159,56 @@ class SiamFCTracker:
         box = self.update(image)
         return bool(self.confidence >= self.params.ok_threshold), tuple(float(v) for v in box)
 
+    # -- occlusion: losing and re-detecting the target -------------------------
+    _siam_peak: float | None = None  # Siamese peak contrast of the last frame (set by _score)
+
+    def _lost(self, peak: float) -> bool:
+        """Track the level of confident peaks; on a collapse, hold the box and start searching."""
+        p = self.params
+        if p.lost_ratio <= 0:
+            return False
+        if self.peak_level is None:
+            self.peak_level = peak
+        elif peak < p.lost_ratio * self.peak_level:
+            self._hold()
+            self.searching, self.confidence = True, 0.0
+            return True
+        else:
+            self.peak_level += p.peak_lr * (peak - self.peak_level)
+        return False
+
+    def _redetect(self, img: np.ndarray, pad) -> np.ndarray:
+        """One frame of the lost state: a wide single-scale search around the last box.
+
+        The network is fully convolutional, so a larger crop at the same scale
+        gives a larger response map with peaks comparable to the usual ones.
+        Nothing is learned while lost; the box moves only on re-acquisition.
+        """
+        p = self.params
+        self.frame += 1
+        extent = self.x_extent * p.redetect_size / p.search_size
+        xf = self._embed(crops.square_crop(img, self.center, extent, p.redetect_size, pad)[None])
+        r = self.model.head(self.zf, xf)[0, 0].float()
+        peak = float(r.max() - r.mean())
+        self.confidence = 0.0
+        if peak >= p.found_ratio * self.peak_level:
+            up = F.interpolate(r[None, None], scale_factor=p.response_up, mode="bicubic", align_corners=False)[0, 0]
+            rc = np.array(np.unravel_index(int(torch.argmax(up)), up.shape), dtype=np.float64)
+            disp = (rc - (up.shape[0] - 1) / 2) * self.stride / p.response_up * extent / p.redetect_size
+            h, w = self.img_shape
+            self.center = np.clip(self.center + disp[::-1], [0, 0], [w - 1, h - 1])
+            self.searching = False
+            self.confidence = float(torch.sigmoid(torch.tensor(peak)))
+            self._after_redetect()
+        return crops.cs_to_box(self.center, self.size)
+
+    def _after_redetect(self) -> None:
+        """Hook: the target was found again at self.center."""
+
     # -- steps a subclass may refine ---------------------------------------
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
         r = self.model.head(self.zf, xf)[:, 0].float()
+        self._siam_peak = float(r.max() - r.mean())
         self.confidence = float(torch.sigmoid(r.max()))
         return r
 
