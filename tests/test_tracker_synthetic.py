@@ -122,5 +122,5 @@ def test_redetects_the_target_after_a_full_occlusion(name):
     assert ious[1:10].min() > 0.6
     assert not oks[10:20].any(), "while the target is gone, track() should say so"
     assert ious[21:].min() > 0.6, f"not re-detected: IoU {ious[20:].round(2)}"
-    _, plain = run()  # without re-detection the target is out of reach
+    _, plain = run(lost_ratio=0.0)  # without re-detection the target is out of reach
     assert plain[25:].max() < 0.3

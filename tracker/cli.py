@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N tracked frames (the first one included)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0.4 to re-detect the "
-                        "target after a full occlusion (wider search while lost); names: tracker/siamfc.py, "
-                        "tracker/dimp.py")
+                   help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0 to turn off the "
+                        "re-detection after a full occlusion (on for dimp, 0.4) or 0.4 to turn it on for siamfc; "
+                        "names: tracker/siamfc.py, tracker/dimp.py")
     return p
 
 

@@ -34,6 +34,10 @@ from .siamfc import SiamFCParams, SiamFCTracker
 @dataclass
 class DiMPParams(SiamFCParams):
     window_influence: float = 0.15
+    # Re-detection after a full occlusion (SiamFCParams.lost_ratio): on for this tracker. It
+    # never fired on the dev sequences or the held-out clips (AUC identical for every zoo
+    # model) and lifts the IoU after a pasted occlusion 0.32 -> 0.42 (BENCHMARKS.md).
+    lost_ratio: float = 0.4
     fuse_weight: float = 0.5  # share of the online filter in the fused response
     filter_reg: float = 0.02  # lambda, relative to one sample's energy per filter tap
     label_sigma: float = 0.125  # Gaussian label width, fraction of the target size
