@@ -231,12 +231,12 @@ class GatedRun:
             self.bar.update(1)
             self.bar.set_postfix(task=f"{float(task.detach()):.3f}", cost=f"{float(cost.detach()):.3f}")
 
-    def save(self, step: int, wall: float) -> None:
+    def save(self, step: int) -> None:
         if self._writes:
             model, gates, opt_g, opt_w, cfg = self._saved
             atomic_save({"model": model.state_dict(), "gates": gates.state_dict(), "opt_gates": opt_g.state_dict(),
                          "opt_weights": opt_w.state_dict() if opt_w else None, "step": step, "rng": rng_state(),
-                         "wall_time_s": wall, "config": asdict(cfg)}, self.ckpt)
+                         "wall_time_s": self.wall(), "config": asdict(cfg)}, self.ckpt)
 
     def close_bar(self) -> None:
         if self.bar:

@@ -294,7 +294,7 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
                 run.log(step=step, task_loss=float(task.detach()), expected_cost=float(cost.detach()),
                         crispness=float(crisp.detach()), w_crisp=w_crisp, time=time.time())
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                run.save(step, run.wall())
+                run.save(step)
     finally:
         for h in handles:
             h.remove()

@@ -122,7 +122,7 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
                         beta=sch["beta"], gamma=sch["gamma"], w_crisp=sch["w_crisp"],
                         gates={n: round(float(v.detach()), 4) for n, v in zd.items()}, time=time.time())
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                run.save(step, run.wall())
+                run.save(step)
     finally:
         run.close_bar()
     wall = run.wall()

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import crops
-from .siamfc import SiamFCParams, SiamFCTracker
+from .siamfc import SiamFCParams, SiamFCTracker, peak_contrast
 
 
 @dataclass
@@ -291,7 +291,7 @@ class DiMPTracker(SiamFCTracker):
     # -- per frame ----------------------------------------------------------
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
         siam = self.model.head(self.zf, xf)[:, 0].float()
-        self._siam_peak = float(siam.max() - siam.mean())
+        self._siam_peak = peak_contrast(siam)
         self._xh = self.filter.spectrum(normalise_features(xf))
         filt = self.filter.apply(self._xh)
         self._filt = filt
@@ -322,9 +322,6 @@ class DiMPTracker(SiamFCTracker):
         sub = windowed[max(0, r0 - rad): r0 + rad + 1, max(0, c0 - rad): c0 + rad + 1]
         rr, cc = np.unravel_index(int(np.argmax(sub)), sub.shape)
         return np.array([max(0, r0 - rad) + rr, max(0, c0 - rad) + cc], dtype=np.float64)
-
-    def _up_to_px(self, up_rc: np.ndarray, up_size: int) -> np.ndarray:
-        return (np.asarray(up_rc, float) - (up_size - 1) / 2) * self.stride / self.params.response_up
 
     def _candidates(self, r: np.ndarray, windowed: np.ndarray, si: int, xf) -> list[Candidate]:
         p = self.params

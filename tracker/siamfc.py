@@ -60,6 +60,12 @@ class SiamFCParams:
         return replace(cls(), **kw)
 
 
+def peak_contrast(r: torch.Tensor) -> float:
+    """Max minus mean of a raw Siamese response: how much the best match stands out (the raw
+    max alone carries the head's bias)."""
+    return float(r.max() - r.mean())
+
+
 class SiamFCTracker:
     name = "siamfc"
     Params = SiamFCParams
@@ -136,7 +142,7 @@ class SiamFCTracker:
         scores = self._score(xf)  # (S, R, R) float tensor, higher = target
         si, r = self._pick_scale(scores)
         peak = self._locate(r, si, scores, xf)
-        disp_crop = (peak - (r.shape[0] - 1) / 2) * self.stride / p.response_up  # (dy, dx) search px
+        disp_crop = self._up_to_px(peak, r.shape[0])  # (dy, dx) search px
         disp_img = disp_crop * extents[si] / p.search_size
         self.center = self.center + disp_img[::-1]
         s = (1 - p.scale_lr) + p.scale_lr * self.scales[si]
@@ -188,13 +194,13 @@ class SiamFCTracker:
         self.frame += 1
         extent = self.x_extent * p.redetect_size / p.search_size
         xf = self._embed(crops.square_crop(img, self.center, extent, p.redetect_size, pad)[None])
-        r = self.model.head(self.zf, xf)[0, 0].float()
-        peak = float(r.max() - r.mean())
+        r = self.model.head(self.zf, xf)[:, 0].float()
+        peak = peak_contrast(r)
         self.confidence = 0.0
         if peak >= p.found_ratio * self.peak_level:
-            up = F.interpolate(r[None, None], scale_factor=p.response_up, mode="bicubic", align_corners=False)[0, 0]
+            up = self._upsample(r)[0]
             rc = np.array(np.unravel_index(int(torch.argmax(up)), up.shape), dtype=np.float64)
-            disp = (rc - (up.shape[0] - 1) / 2) * self.stride / p.response_up * extent / p.redetect_size
+            disp = self._up_to_px(rc, up.shape[0]) * extent / p.redetect_size
             h, w = self.img_shape
             self.center = np.clip(self.center + disp[::-1], [0, 0], [w - 1, h - 1])
             self.searching = False
@@ -208,7 +214,7 @@ class SiamFCTracker:
     # -- steps a subclass may refine ---------------------------------------
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
         r = self.model.head(self.zf, xf)[:, 0].float()
-        self._siam_peak = float(r.max() - r.mean())
+        self._siam_peak = peak_contrast(r)
         self.confidence = float(torch.sigmoid(r.max()))
         return r
 
@@ -224,7 +230,7 @@ class SiamFCTracker:
     def _pick_scale(self, scores: torch.Tensor) -> tuple[int, np.ndarray]:
         """Upsample every scale, penalise the non-central ones; the best (index, map normalised to sum 1)."""
         p = self.params
-        up = F.interpolate(scores[:, None], scale_factor=p.response_up, mode="bicubic", align_corners=False)[:, 0]
+        up = self._upsample(scores)
         # Penalise peak heights above the global floor: logits can be negative,
         # and scaling a negative peak by <1 would favour that scale instead.
         peaks = up.flatten(1).max(dim=1).values.double().numpy() - float(up.min())
@@ -234,6 +240,15 @@ class SiamFCTracker:
         r = up[si].numpy().astype(np.float64)
         r -= r.min()
         return si, r / max(r.sum(), 1e-12)
+
+    def _upsample(self, scores: torch.Tensor) -> torch.Tensor:
+        """(S, R, R) response maps -> (S, R·up, R·up), bicubic."""
+        return F.interpolate(scores[:, None], scale_factor=self.params.response_up, mode="bicubic",
+                             align_corners=False)[:, 0]
+
+    def _up_to_px(self, up_rc: np.ndarray, up_size: int) -> np.ndarray:
+        """(row, col) in an upsampled map -> (dy, dx) search-crop pixels from the crop centre."""
+        return (np.asarray(up_rc, float) - (up_size - 1) / 2) * self.stride / self.params.response_up
 
     def _window(self, n: int) -> np.ndarray:
         if n not in self._windows:
