@@ -113,7 +113,8 @@ def test_budget_selects_zoo_entry(assets, capsys, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["--video", "{dir}/missing.mp4"], "video not found"),
     (["--video", "{dir}"], "not a video file"),
-    (["--video", "{dir}/text.mp4"], "video"),
+    (["--video", "{dir}/text.mp4"], "is text"),
+    (["--video", "{dir}/boxes.txt"], "is text"),  # FFmpeg would play it as ANSI art
     (["--video", "{dir}/empty.avi"], "video"),
     (["--init", "1,2,3"], "--init must be four numbers"),
     (["--init", "a,b,c,d"], "--init must be four numbers"),
@@ -135,6 +136,7 @@ def test_budget_selects_zoo_entry(assets, capsys, monkeypatch):
 def test_bad_input_exits_2_with_one_line(assets, capsys, args, message):
     d = assets["dir"]
     (d / "text.mp4").write_text("not a video\n")
+    (d / "boxes.txt").write_text("".join(f"{i},{i + 1},20,30\n" for i in range(2000)))
     if not (d / "empty.avi").exists():
         write_video(d / "empty.avi", [], size=(64, 48))  # a container without frames (or no file at all)
         if not (d / "empty.avi").exists():
@@ -209,6 +211,16 @@ def test_webcam_end_to_end_with_fake_capture(assets, tmp_path, capsys, monkeypat
     assert opened == [3]
     assert len(out.read_text().splitlines()) == N_FRAMES  # the stream ended: every frame tracked
     assert f"{N_FRAMES} frames" in stdout
+
+
+def test_text_detection_spares_real_videos(assets, tmp_path):
+    assert not video.looks_like_text(assets["video"])
+    y4m = tmp_path / "dark.y4m"  # text header, then raw frames that may be all < 128
+    y4m.write_bytes(b"YUV4MPEG2 W8 H8 F25:1 C mono\nFRAME\n" + bytes(range(32, 96)))
+    assert not video.looks_like_text(y4m)
+    utf8 = tmp_path / "notes.md"
+    utf8.write_text("é" * 3000)  # the probe cuts a two-byte character
+    assert video.looks_like_text(utf8)
 
 
 def test_webcam_not_available(assets, capsys, monkeypatch):

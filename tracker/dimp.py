@@ -46,11 +46,10 @@ class DiMPParams(SiamFCParams):
     init_iters: int = 15
     update_iters: int = 3
     update_every: int = 5  # frames between filter optimisations (samples are added every frame)
-    conf_threshold: float = 0.3  # filter peak below this: target uncertain, no sample is stored
-    # >0: below this filter confidence the target counts as lost (occluded) and the box holds
-    # still until a peak reaches conf_threshold. DiMP uses 0.25, but our filter's confidence
-    # drops that low on plain appearance change too, and holding then loses the target: off.
-    lost_threshold: float = 0.0
+    # Filter peak below this: target uncertain, no sample is stored. (Losing the target is
+    # decided by the Siamese peak contrast, lost_ratio: the filter's confidence also drops on
+    # plain appearance change, and holding the box then loses the target.)
+    conf_threshold: float = 0.3
     init_shift: float = 32.0  # search-crop pixels of the shift augmentations
     # Candidates and their association (KeepTrack-like).
     cand_threshold: float = 0.5  # local maxima above this fraction of the max are candidates
@@ -256,7 +255,6 @@ class DiMPTracker(SiamFCTracker):
         self.distractors = DistractorTracker(p)
         self.distractors.reset(self.center, self._feature_at(xf[0], np.zeros(2)))
         self.filter_confidence = 1.0
-        self.lost = False
 
     def _augmented_crops(self, img, pad):
         """First-frame crops: plain, shifted, flipped, blurred, rescaled; with the target offset (dy, dx) in search px."""
@@ -358,14 +356,3 @@ class DiMPTracker(SiamFCTracker):
             self.memory.add(self._xh[mid], self._label(off_mid)[0])
         if (self.frame - 1) % p.update_every == 0:
             self.filter.optimise(*self.memory.tensors(), iters=p.update_iters)
-        # DiMP's "not found": following the strongest peak now would follow whatever
-        # occludes the target; hold still and re-detect among all peaks next frame. Once
-        # lost, a peak must be as confident as a sample worth storing to re-acquire
-        # (hysteresis), so a weak background match after an occlusion does not win.
-        if p.lost_threshold > 0 and self.filter_confidence < (p.conf_threshold if self.lost else p.lost_threshold):
-            self._hold()
-            self.lost = True
-            self.distractors.target_id = -1
-            self.distractors.last_decision = "lost"
-        else:
-            self.lost = False

@@ -70,12 +70,34 @@ class FrameSource:
         self.close()
 
 
+def looks_like_text(path, probe: int = 4096) -> bool:
+    """Plain text (printable UTF-8, no NUL) in the first ``probe`` bytes.
+
+    FFmpeg's tty demuxer renders any text file as a video of ANSI art, so a
+    mistyped ``--video boxes.txt`` would otherwise be "tracked". Y4M is the one
+    video format with a text header; its raw frames follow it.
+    """
+    with open(path, "rb") as f:
+        head = f.read(probe)
+    if not head or head.startswith(b"YUV4MPEG2") or b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # not just a character cut at the probe's end
+            return False
+        text = head[: e.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\n\r\f\x1b" for c in text)
+
+
 def open_video(path) -> FrameSource:
     p = Path(path)
     if not p.exists():
         raise VideoError(f"video not found: {p}")
     if not p.is_file():
         raise VideoError(f"not a video file: {p}")
+    if looks_like_text(p):
+        raise VideoError(f"not a video file: {p} is text")
     cap = _factory()(str(p))
     if cap is None or not cap.isOpened():
         raise VideoError(f"cannot open video {p} (unsupported or corrupt file)")
