@@ -322,16 +322,18 @@ struct Out {
     const float* bias;
 };
 
-// Writes up to 8 channels of one output pixel from D values.
-inline void store_lanes(const Geo& q, const Out& o, const int32_t* d, int64_t c_abs, int valid, int64_t n,
-                        int64_t oh, int64_t ow) {
+// Writes up to 8 channels of one output pixel from their XOR popcounts:
+// D = K - 2 * popcount is the +-1 dot product.
+inline void store_counts(const Geo& q, const Out& o, const uint64_t* cnt, int64_t c_abs, int valid, int64_t n,
+                         int64_t oh, int64_t ow) {
     const int64_t base = n * q.os[0] + oh * q.os[2] + ow * q.os[3];
     for (int l = 0; l < valid; ++l) {
         const int64_t c = c_abs + l, at = base + c * q.os[1];
+        const int32_t d = (int32_t)(q.kreal - 2 * (int64_t)cnt[l]);
         if (o.raw) {
-            o.raw[at] = d[l];
+            o.raw[at] = d;
         } else {
-            const float t = (float)d[l] * o.scale[c];
+            const float t = (float)d * o.scale[c];
             o.out[at] = t + o.bias[c];
         }
     }
@@ -388,11 +390,7 @@ void row_scalar(const Geo& q, const uint64_t* xp, const uint64_t* wblk, const Ou
                 if (g_popcnt) tile_scalar_popcnt<1>(q, px, pstep, off, wb, reinterpret_cast<uint64_t(*)[LANES]>(cnt));
                 else tile_scalar_plain<1>(q, px, pstep, off, wb, reinterpret_cast<uint64_t(*)[LANES]>(cnt));
             }
-            for (int p = 0; p < np; ++p) {
-                int32_t d[LANES];
-                for (int l = 0; l < LANES; ++l) d[l] = (int32_t)(q.kreal - 2 * (int64_t)cnt[p][l]);
-                store_lanes(q, o, d, c_abs, valid, n, oh, ow + p);
-            }
+            for (int p = 0; p < np; ++p) store_counts(q, o, cnt[p], c_abs, valid, n, oh, ow + p);
         }
     }
 }
@@ -460,11 +458,7 @@ B2K_T256 void row_avx2(const Geo& q, const uint64_t* xp, const uint64_t* wblk, c
                 case 2: tile_avx2<2>(q, px, pstep, off, wb, reinterpret_cast<uint64_t(*)[LANES]>(cnt)); break;
                 default: tile_avx2<1>(q, px, pstep, off, wb, reinterpret_cast<uint64_t(*)[LANES]>(cnt)); break;
             }
-            for (int p = 0; p < np; ++p) {
-                int32_t d[LANES];
-                for (int l = 0; l < LANES; ++l) d[l] = (int32_t)(q.kreal - 2 * (int64_t)cnt[p][l]);
-                store_lanes(q, o, d, c_abs, valid, n, oh, ow + p);
-            }
+            for (int p = 0; p < np; ++p) store_counts(q, o, cnt[p], c_abs, valid, n, oh, ow + p);
             ow += np;
         }
     }
@@ -535,12 +529,8 @@ __attribute__((noinline)) void store_general(const Geo& q, const Out& o, const u
     for (int v = 0; v < nv; ++v) {
         const int64_t blk = b + v;
         const int valid = (int)std::min<int64_t>(LANES, q.cog - blk * LANES);
-        for (int p = 0; p < np; ++p) {
-            int32_t dd[LANES];
-            const uint64_t* c = cnt + (p * nv + v) * LANES;
-            for (int l = 0; l < LANES; ++l) dd[l] = (int32_t)(q.kreal - 2 * (int64_t)c[l]);
-            store_lanes(q, o, dd, g * q.cog + blk * LANES, valid, n, oh, ow + p);
-        }
+        for (int p = 0; p < np; ++p)
+            store_counts(q, o, cnt + (p * nv + v) * LANES, g * q.cog + blk * LANES, valid, n, oh, ow + p);
     }
 }
 
