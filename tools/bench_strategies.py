@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mixbin import cli as mixbin_cli  # noqa: E402
-from mixbin.strategies import STRATEGIES  # noqa: E402
+from mixbin.strategies import NEEDS_BUDGET, STRATEGIES  # noqa: E402
 
 METRICS = ("val_peak8", "val_loss", "auc", "p20")
 
@@ -45,9 +45,11 @@ def tag(b: float) -> str:
 
 
 def done_keys(results: Path) -> set:
+    """(strategy, budget, seed) of finished rows; references (fp, all-binary) count once for every budget."""
     if not results.is_file():
         return set()
-    return {(r["strategy"], r["budget_target"], r["seed"]) for r in map(json.loads, results.read_text().splitlines())}
+    return {(r["strategy"], r["budget_target"] if r["strategy"] in NEEDS_BUDGET else None, r["seed"])
+            for r in map(json.loads, results.read_text().splitlines())}
 
 
 def validate_checkpoint(path: Path, data: str, batches: int, batch_size: int) -> dict:
@@ -121,28 +123,33 @@ def run_one(strategy: str, b: float, seed: int, args) -> dict:
     return row
 
 
+def _cell(rs: list[dict]) -> str:
+    """peak8 / val loss / AUC / P@20 / real budget; mean ± std over several rows (random seeds)."""
+    parts = []
+    for m in METRICS:
+        v = [r[m] for r in rs if r.get(m) is not None]
+        if not v:
+            parts.append("–")
+        elif len(v) > 1:
+            parts.append(f"{np.mean(v):.3f}±{np.std(v):.3f}")
+        else:
+            parts.append(f"{v[0]:.3f}")
+    parts.append(f"{np.mean([r['budget'] for r in rs]):.3f}" + (f" (n={len(rs)})" if len(rs) > 1 else ""))
+    return " / ".join(parts)
+
+
 def table(rows: list[dict], budgets: list[float], strategies: list[str]) -> str:
+    """Budgeted strategies by budget, then the references (fp, all-binary) once each."""
     lines = ["| strategy | " + " | ".join(f"b={b}: peak8 / val loss / AUC / P@20 / real b" for b in budgets) + " |",
              "| --- | " + " | ".join("---" for _ in budgets) + " |"]
-    for s in strategies:
-        cells = []
-        for b in budgets:
-            rs = [r for r in rows if r["strategy"] == s and r["budget_target"] == b]
-            if not rs:
-                cells.append("")
-                continue
-            parts = []
-            for m in METRICS:
-                v = [r[m] for r in rs if r.get(m) is not None]
-                if not v:
-                    parts.append("–")
-                elif len(v) > 1:
-                    parts.append(f"{np.mean(v):.3f}±{np.std(v):.3f}")
-                else:
-                    parts.append(f"{v[0]:.3f}")
-            parts.append(f"{np.mean([r['budget'] for r in rs]):.3f}" + (f" (n={len(rs)})" if len(rs) > 1 else ""))
-            cells.append(" / ".join(parts))
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    for s in (s for s in strategies if s in NEEDS_BUDGET):
+        cells = [[r for r in rows if r["strategy"] == s and r["budget_target"] == b] for b in budgets]
+        lines.append(f"| {s} | " + " | ".join(_cell(rs) if rs else "" for rs in cells) + " |")
+    refs = [(s, [r for r in rows if r["strategy"] == s]) for s in strategies if s not in NEEDS_BUDGET]
+    refs = [(s, rs) for s, rs in refs if rs]
+    if refs:
+        lines += ["", "| reference | peak8 / val loss / AUC / P@20 / real b |", "| --- | --- |"]
+        lines += [f"| {s} | {_cell(rs)} |" for s, rs in refs]
     return "\n".join(lines)
 
 
@@ -158,7 +165,10 @@ def plot(rows: list[dict], strategies: list[str], path: Path) -> None:
             for r in rows:
                 if r["strategy"] == s and r.get(m) is not None:
                     pts.setdefault(r["budget_target"], []).append(r[m])
-            if pts:
+            if pts and s not in NEEDS_BUDGET:  # a reference: one level for every budget
+                v = [x for xs in pts.values() for x in xs]
+                ax.axhline(float(np.mean(v)), ls="--", lw=1, color="k" if s == "fp" else "0.6", label=s)
+            elif pts:
                 bs = sorted(pts)
                 ax.errorbar(bs, [np.mean(pts[b]) for b in bs], yerr=[np.std(pts[b]) for b in bs],
                             marker="o", label=s, capsize=3)
@@ -198,12 +208,14 @@ def main(argv=None) -> None:
         for b in args.budgets:
             for s in args.strategies:
                 for seed in (args.random_seeds if s == "random" else [args.seed]):
-                    if (s, b, seed) in done:
+                    key = (s, b if s in NEEDS_BUDGET else None, seed)
+                    if key in done:
                         continue
                     print(f"== {s} b={b} seed={seed}", flush=True)
                     row = run_one(s, b, seed, args)
                     with open(results, "a") as f:
                         f.write(json.dumps(row) + "\n")
+                    done.add(key)
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     md = table(rows, args.budgets, args.strategies)
     (work / "table.md").write_text(md + "\n")
