@@ -108,6 +108,9 @@ def build_parser():
     _add_dataset(report, True)
     _add_scoring(report)
     report.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    report.add_argument("--baseline", metavar="NAME",
+                        help="also compare every tracker with this one sequence by sequence: mean AUC "
+                             "difference with a 95%% paired bootstrap interval, wins/ties/losses")
     return parser
 
 
@@ -175,7 +178,10 @@ def cmd_report(args):
 
     sequences = _load(args)
     scores = _scores(args, sequences)
-    written = report.write_report(scores, sequences, args.out, args.dataset)
+    if args.baseline and args.baseline not in {s.tracker for s in scores}:
+        raise EvalError(f"--baseline {args.baseline!r} is not among the scored trackers: "
+                        f"{', '.join(sorted(s.tracker for s in scores))}")
+    written = report.write_report(scores, sequences, args.out, args.dataset, args.baseline)
     print(report.console_table(scores), end="")
     for p in written:
         print(f"wrote {p}")

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from . import metrics
+from .paired import paired_difference
 from .scoring import attribute_subsets
 
 # kind -> (curve key, summary key, x values, x label, y label, legend title)
@@ -140,8 +141,31 @@ def sequence_table(scores, key="auc"):
     return "\n".join(lines) + "\n"
 
 
-def write_report(scores, sequences, out_dir, dataset):
-    """Plots and tables for `scores` into out_dir; returns the written paths."""
+def paired_table(scores, baseline, key="auc"):
+    """Markdown table: each tracker minus ``baseline`` per sequence, mean with a 95% paired
+    bootstrap interval over sequences, and wins / ties / losses."""
+    by_name = {s.tracker: s for s in scores}
+    if baseline not in by_name:
+        raise ValueError(f"baseline {baseline!r} is not among the scored trackers: {', '.join(sorted(by_name))}")
+
+    def per_seq(s):
+        return {n: s.summary({n})[key] for n in s.names}
+
+    base = per_seq(by_name[baseline])
+    lines = [f"| tracker | mean {key} − {baseline} | 95% interval | wins / ties / losses | sequences |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for s in _sorted(scores):
+        if s.tracker == baseline:
+            continue
+        d = paired_difference(per_seq(s), base, s.tracker, baseline)
+        lines.append(f"| {s.tracker} | {d.mean:+.3f} | [{d.lo:+.3f}, {d.hi:+.3f}] | "
+                     f"{d.wins} / {d.ties} / {d.losses} | {d.n} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(scores, sequences, out_dir, dataset, baseline=None):
+    """Plots and tables for `scores` into out_dir; returns the written paths. With ``baseline``
+    (a tracker name) the report also compares every tracker with it, sequence by sequence."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     label = dataset.upper() if dataset != "folder" else "sequences"
@@ -162,6 +186,10 @@ def write_report(scores, sequences, out_dir, dataset):
         text += ["\n## Success AUC per attribute\n\n", by_attribute,
                  "\n## P@20 per attribute\n\n", attribute_table(scores, sequences, "precision")]
     text += ["\n## Success AUC per sequence\n\n", sequence_table(scores)]
+    if baseline:
+        text += [f"\n## Paired difference in success AUC against {baseline}\n\n",
+                 "Per-sequence differences resampled with replacement (10,000 resamples); ties: "
+                 "|difference| ≤ 0.005.\n\n", paired_table(scores, baseline)]
     table = out_dir / "results.md"
     table.write_text("".join(text))
     written.append(table)

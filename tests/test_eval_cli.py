@@ -226,3 +226,24 @@ def test_param_is_for_our_trackers_only_and_must_be_key_value(tmp_path, capsys):
                            "--param", "lost_ratio=0.4", "--results", str(tmp_path / "r")], "our trackers only")
     fails_cleanly(capsys, ["run", "--dataset", "otb", "--root", str(data), "--tracker", "siamfc",
                            "--param", "lost_ratio", "--results", str(tmp_path / "r")], "KEY=VALUE")
+
+
+@needs_shared
+def test_report_compares_trackers_with_a_baseline(tmp_path, capsys):
+    assert main(["report", "--dataset", "otb", "--anno", str(DATA / "otb100_anno"), "--results",
+                 str(DATA / "raw_results" / "OTB100"), "--trackers", "SiamFC", "ATOM",
+                 "--baseline", "SiamFC", "--out", str(tmp_path)]) == 0
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    auc = {name: float(next(l for l in lines if l.startswith(f"| {name} | 0.")).split("|")[2])
+           for name in ("SiamFC", "ATOM")}
+    row = [c.strip() for c in next(l for l in lines if l.startswith("| ATOM | +")).split("|")]
+    mean = float(row[2])
+    lo, hi = (float(v) for v in row[3].strip("[]").split(","))
+    assert abs(mean - (auc["ATOM"] - auc["SiamFC"])) < 0.0011  # mean of differences = difference of means
+    assert 0 < lo < mean < hi  # 100 sequences: ATOM is ahead beyond the bootstrap's spread
+    wins, ties, losses = (int(v) for v in row[4].split("/"))
+    assert wins + ties + losses == int(row[5]) == 100 and wins > losses
+    capsys.readouterr()
+    fails_cleanly(capsys, ["report", "--dataset", "otb", "--anno", str(DATA / "otb100_anno"), "--results",
+                           str(DATA / "raw_results" / "OTB100"), "--trackers", "SiamFC", "--baseline", "ECO",
+                           "--out", str(tmp_path)], "--baseline 'ECO' is not among the scored trackers")
