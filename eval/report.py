@@ -152,7 +152,8 @@ def paired_table(scores, baseline, key="auc"):
         return {n: s.summary({n})[key] for n in s.names}
 
     base = per_seq(by_name[baseline])
-    lines = [f"| tracker | mean {key} − {baseline} | 95% interval | wins / ties / losses | sequences |",
+    label = {"auc": "AUC", "precision": "P@20", "norm_precision": "NP@0.20"}.get(key, key)
+    lines = [f"| tracker | mean {label} − {baseline} | 95% interval | wins / ties / losses | sequences |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for s in _sorted(scores):
         if s.tracker == baseline:
