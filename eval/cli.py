@@ -1,6 +1,7 @@
 """`track-eval`: run trackers on benchmarks, score raw results, render reports."""
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -87,7 +88,9 @@ def build_parser():
                      help="csrt, kcf, nanotrack (OpenCV peers) or siamfc, dimp (ours)")
     run.add_argument("--budget", type=float, help="our trackers: FLOP budget of the B2NN backbone")
     run.add_argument("--model", metavar="CKPT", help="our trackers: checkpoint to load")
-    run.add_argument("--threads", type=int, help="our trackers: threads per tracker")
+    run.add_argument("--threads", type=int,
+                     help="our trackers: threads per tracker (default: the CPU cores shared among --workers, "
+                          "so workers do not oversubscribe the cores)")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="our trackers: override a tracker parameter (repeatable), e.g. lost_ratio=0.4; "
                           "give --name too, so the results do not resume into the defaults' folder")
@@ -209,8 +212,13 @@ def cmd_run(args):
             params = parse_params(args.param)
         except ValueError as e:
             raise EvalError(str(e)) from None
+    threads = args.threads
+    if threads is None and args.workers > 1:
+        # Each worker's torch would otherwise start one thread per core: K workers would run
+        # K threads per core, which contend instead of adding speed.
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
     factory = trackers.make_factory(args.tracker, budget=args.budget, model=args.model,
-                                    threads=args.threads, nanotrack_dir=args.nanotrack_dir, params=params)
+                                    threads=threads, nanotrack_dir=args.nanotrack_dir, params=params)
     sequences = _load(args)
     if args.sequences:
         from .names import match_names

@@ -247,3 +247,23 @@ def test_report_compares_trackers_with_a_baseline(tmp_path, capsys):
     fails_cleanly(capsys, ["report", "--dataset", "otb", "--anno", str(DATA / "otb100_anno"), "--results",
                            str(DATA / "raw_results" / "OTB100"), "--trackers", "SiamFC", "--baseline", "ECO",
                            "--out", str(tmp_path)], "--baseline 'ECO' is not among the scored trackers")
+
+
+@pytest.mark.parametrize("workers, threads, expected", [(2, None, "split"), (1, None, None), (2, 3, 3)])
+def test_workers_share_the_cores_unless_threads_are_given(tmp_path, monkeypatch, workers, threads, expected):
+    from eval import trackers
+
+    seen = {}
+
+    def factory(name, **kw):
+        seen.update(kw)
+        raise KeyboardInterrupt  # stop before any tracking
+
+    monkeypatch.setattr(trackers, "make_factory", factory)
+    argv = ["run", "--dataset", "otb", "--root", str(tmp_path), "--tracker", "siamfc", "--results",
+            str(tmp_path / "r"), "--workers", str(workers)] + (["--threads", str(threads)] if threads else [])
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    if expected == "split":
+        expected = max(1, (os.cpu_count() or 1) // workers)
+    assert seen["threads"] == expected
