@@ -1,21 +1,9 @@
 """tools/bench_strategies.py bookkeeping: which rows count as done, and the table it prints."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tool_import import load_tool
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("bench_strategies", REPO / "tools" / "bench_strategies.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_strategies"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bs = _tool()
+bs = load_tool("bench_strategies")
 
 
 def row(strategy, budget_target, seed, peak8, auc, budget):

@@ -1,28 +1,17 @@
 """tools/heldout_clips.py without the registries: interpolation, the OTB files it writes for a
 synthetic clip, the .deb path (a tiny package built here) and the exit-2 message."""
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from tool_import import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("heldout_clips", REPO / "tools" / "heldout_clips.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["heldout_clips"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-hc = _tool()
+hc = load_tool("heldout_clips")
 
 
 def write_video(path, n=12, size=(64, 48)):
