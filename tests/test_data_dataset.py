@@ -1,8 +1,6 @@
 """PairDataset, shards and the evaluation-data guard, on a tiny synthetic data set made in tmp."""
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +12,7 @@ from tracker.data import DataConfig, EvalDataError, PairDataset, ShardDataset, b
 from tracker.data.augment import AugConfig
 from tracker.data.paths import check_training_path
 from tracker.data.video import load_plain
+from tool_import import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -136,16 +135,8 @@ def test_negatives_flagged(tiny):
     assert 0.03 < rate < 0.2
 
 
-def _pregen():
-    spec = importlib.util.spec_from_file_location("pregenerate_pairs", REPO / "tools" / "pregenerate_pairs.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["pregenerate_pairs"] = mod  # worker processes pickle its functions by module name
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_shards_round_trip_and_resume(tiny, tmp_path):
-    pg = _pregen()
+    pg = load_tool("pregenerate_pairs")
     cfg = json.dumps({k: v for k, v in tiny.items() if k not in ("length", "val_length")})
     out = tmp_path / "pairs"
     args = ["--out", str(out), "--n", "40", "--shard-size", "16", "--config", cfg, "--nice", "0"]
