@@ -51,6 +51,13 @@ def xdo(env, *args) -> str:
     return subprocess.run(["xdotool", *map(str, args)], env=env, capture_output=True, text=True, timeout=20).stdout
 
 
+def press(env, win: str, key: str) -> None:
+    """Focus the window and type the key as a real (XTEST) key press: toolkits may drop the
+    synthetic events of `xdotool key --window`."""
+    xdo(env, "windowfocus", "--sync", win)
+    xdo(env, "key", key)
+
+
 def wait_window(env, pattern: str, proc, timeout: float = 60.0) -> tuple[str, int, int]:
     """(window id, width, height) of the first visible window whose title matches ``pattern``."""
     end = time.time() + timeout
@@ -65,19 +72,52 @@ def wait_window(env, pattern: str, proc, timeout: float = 60.0) -> tuple[str, in
     raise AssertionError(f"no window {pattern!r} after {timeout:.0f} s")
 
 
+def settled_window(env, pattern: str, proc, timeout: float = 60.0) -> tuple[str, int, int]:
+    """wait_window, then the geometry again after a pause: a window just mapped may not have its
+    final size or take mouse events yet, and a drag outside the image is a cancelled selection."""
+    wait_window(env, pattern, proc, timeout)
+    time.sleep(0.7)
+    return wait_window(env, pattern, proc, timeout)
+
+
 def drag(env, win: str, x0: int, y0: int, w: int, h: int) -> None:
     """Draw a w×h box with the mouse from (x0, y0) in window coordinates, then confirm with Enter."""
+    # Without a window manager the selection window opens over the "track" window; make sure it
+    # is the one on top, or the drag goes to the window underneath.
+    xdo(env, "windowraise", win)
     xdo(env, "mousemove", "--window", win, x0, y0, "mousedown", "1",
         "mousemove", "--window", win, x0 + w // 2, y0 + h // 2,
         "mousemove", "--window", win, x0 + w, y0 + h, "mouseup", "1")
     time.sleep(0.3)
-    xdo(env, "key", "--window", win, "Return")
+    press(env, win, "Return")
+
+
+def read_boxes(path: Path) -> np.ndarray:
+    """The complete lines of a box file that is still being written."""
+    if not path.is_file():
+        return np.zeros((0, 4))
+    rows = [line.split(",") for line in path.read_text().split("\n")[:-1]]
+    return np.array([[float(v) for v in r] for r in rows if len(r) == 4]).reshape(-1, 4)
+
+
+def near_size(boxes: np.ndarray, w: float, h: float) -> np.ndarray:
+    """Indices of boxes within 15% of w x h (the scale search moves a new box a little)."""
+    return np.nonzero((np.abs(boxes[:, 2] / w - 1) < 0.15) & (np.abs(boxes[:, 3] / h - 1) < 0.15))[0]
+
+
+def wait_for(condition, timeout: float) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_select_reselect_and_quit_in_a_real_window(display, tmp_path):
     torch.manual_seed(0)
     save_model(tmp_path / "m.pt", SiamNet(TINY).eval(), Spec.uniform(TINY, "fp"))
-    n = 1500  # long enough that the run is still going when q comes
+    n = 4000  # long enough that the run is still going when q comes, retries included
     frames, _ = synthetic_sequence(11, n=n, size=(320, 240), target=(40, 32))
     write_video(tmp_path / "clip.avi", frames)
     out = tmp_path / "boxes.txt"
@@ -89,27 +129,31 @@ def test_select_reselect_and_quit_in_a_real_window(display, tmp_path):
     try:
         # 1. No --init: the first frame comes up for a mouse selection. Box sizes do not
         #    depend on where the window puts the image, so they are what we check.
-        win, w, h = wait_window(env, SELECT_TITLE, proc)
+        win, w, h = settled_window(env, SELECT_TITLE, proc)
         drag(env, win, w // 2 - 30, h // 2 - 25, 60, 50)
-        # 2. Tracking runs in the "track" window; r re-selects on the current frame.
-        win, w, h = wait_window(env, "^track$", proc)
-        sel = None
-        for _ in range(5):  # a key sent while the window is still being mapped can be lost: resend
+        # 2. Tracking runs in the "track" window; r re-selects on the current frame. On a busy
+        #    machine a key or a drag sent while a window is still being mapped can be lost (a
+        #    lost drag is a cancelled selection, which keeps the old box): retry until the
+        #    flushed output shows the new size.
+        for _ in range(8):
+            win, w, h = wait_window(env, "^track$", proc)
             time.sleep(0.5)
-            xdo(env, "key", "--window", win, "r")
+            press(env, win, "r")
             try:
-                sel, w, h = wait_window(env, SELECT_TITLE, proc, timeout=4)
-                break
+                sel, w, h = settled_window(env, SELECT_TITLE, proc, timeout=5)
             except AssertionError as e:
                 if "exited" in str(e):
                     raise
-        assert sel is not None, "r never opened the selection window"
-        drag(env, sel, w // 2 - 45, h // 2 - 20, 90, 40)
-        time.sleep(0.5)
+                continue
+            drag(env, sel, w // 2 - 45, h // 2 - 20, 90, 40)
+            if wait_for(lambda: len(near_size(read_boxes(out), 90, 40)) > 0, timeout=6):
+                break
+        else:
+            raise AssertionError("the re-selected 90x40 box never reached the output")
         # 3. q ends the run cleanly, with every box so far written.
         win, _, _ = wait_window(env, "^track$", proc)
         for _ in range(10):
-            xdo(env, "key", "--window", win, "q")
+            press(env, win, "q")
             try:
                 proc.wait(timeout=3)
                 break
@@ -127,6 +171,6 @@ def test_select_reselect_and_quit_in_a_real_window(display, tmp_path):
     assert np.allclose(boxes[0, 2:], (60, 50), atol=1.0), f"frame 1 is not the selected box: {boxes[0]}"
     # After re-selection the size jumps to about 90x40 (the scale search then moves it a little).
     w_h = boxes[:, 2:]
-    reselected = np.nonzero((np.abs(w_h[:, 0] / 90 - 1) < 0.15) & (np.abs(w_h[:, 1] / 40 - 1) < 0.15))[0]
+    reselected = near_size(boxes, 90, 40)
     assert len(reselected) > 0, f"no box near the re-selected 90x40 size; sizes seen: {np.unique(w_h.round(), axis=0)[:10]}"
     assert np.all(np.abs(w_h[1: reselected[0], 0] / 60 - 1) < 0.3), "before r, boxes should keep the first size"
