@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import crops
-from .siamfc import SiamFCParams, SiamFCTracker, peak_contrast
+from .siamfc import SiamFCParams, SiamFCTracker
 
 
 @dataclass
@@ -288,8 +288,7 @@ class DiMPTracker(SiamFCTracker):
 
     # -- per frame ----------------------------------------------------------
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
-        siam = self.model.head(self.zf, xf)[:, 0].float()
-        self._siam_peak = peak_contrast(siam)
+        siam = super()._score(xf)  # the raw Siamese response (and its peak contrast)
         self._xh = self.filter.spectrum(normalise_features(xf))
         filt = self.filter.apply(self._xh)
         self._filt = filt
