@@ -119,3 +119,15 @@ def test_ddp_two_processes_keep_replicas_identical(tmp_path):
         assert torch.equal(a[k], b[k]), k
     steps = [r["step"] for r in _records(tmp_path) if "loss" in r]
     assert steps == [1, 2, 3, 4]  # rank 0 logged every step of the 4-step run
+
+
+def test_bf16_only_where_the_cpu_has_it(tmp_path):
+    from tracker.training import native_bf16
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vpopcntdq\n")
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\nbugs\t\t: avx512_bf16_is_not_a_flag_here\n")
+    sapphire = tmp_path / "spr"
+    sapphire.write_text("flags\t\t: avx2 amx_bf16 amx_tile\n")
+    assert native_bf16(str(zen4)) and native_bf16(str(sapphire))
+    assert not native_bf16(str(avx2)) and not native_bf16(str(tmp_path / "missing"))
