@@ -3,6 +3,7 @@
 
     python tools/bench_track_fps.py                       # bikes.mp4, budgets 1.0 0.3, both trackers, 1 thread
     python tools/bench_track_fps.py --budgets 1.0 0.5 0.3 0.15 --threads 1 2 --repeats 3
+    python tools/bench_track_fps.py --trackers dimp dimp:scale_mode=pyramid   # a tracker with --param overrides
 
 Runs the real ``track`` command (fresh process each time, so model loading
 and the kernel choice are exactly what users get) and parses its summary
@@ -35,8 +36,11 @@ def default_clip() -> tuple[str, str, int]:
 
 
 def run_track(video: str, init: str, start: int, budget: float, tracker: str, threads: int, frames: int) -> dict:
+    name, _, params = tracker.partition(":")  # NAME[:KEY=VALUE,KEY=VALUE...]
     cmd = ["track", "--video", video, "--init", init, "--start-frame", str(start), "--budget", str(budget),
-           "--tracker", tracker, "--threads", str(threads)]
+           "--tracker", name, "--threads", str(threads)]
+    for kv in filter(None, params.split(",")):
+        cmd += ["--param", kv]
     if frames:
         cmd += ["--max-frames", str(frames)]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -53,7 +57,8 @@ def main(argv=None) -> None:
     p.add_argument("--init", help="x,y,w,h on the start frame (required with --video)")
     p.add_argument("--start-frame", type=int, default=1, help="1-based, as for track")
     p.add_argument("--budgets", type=float, nargs="+", default=[1.0, 0.3], help="zoo budgets; the first is the reference")
-    p.add_argument("--trackers", nargs="+", default=["siamfc", "dimp"])
+    p.add_argument("--trackers", nargs="+", default=["siamfc", "dimp"],
+                   help="tracker names, each optionally with parameters: dimp:scale_mode=pyramid,lost_ratio=0")
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")

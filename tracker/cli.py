@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0 to turn off the "
-                        "re-detection after a full occlusion (on for dimp, 0.4) or 0.4 to turn it on for siamfc; "
-                        "names: tracker/siamfc.py, tracker/dimp.py")
+                        "re-detection after a full occlusion (on for dimp, 0.4) or 0.4 to turn it on for siamfc, "
+                        "scale_mode=pyramid|dsst for the box size (3-crop scale pyramid: siamfc's default; "
+                        "DSST scale filter: dimp's); names: tracker/siamfc.py, tracker/dimp.py")
     return p
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import crops
+from .scale_filter import ScaleFilter
 
 
 @dataclass
@@ -24,6 +25,13 @@ class SiamFCParams:
     exemplar_size: int = 127
     search_size: int = 255
     context: float = crops.CONTEXT
+    # How the box size follows the target: "pyramid" (SiamFC: the best of num_scales search
+    # crops, penalised and damped) or "dsst" (tracker/scale_filter.py: a correlation filter
+    # over dsst_scales sizes learned online; the backbone then sees one crop per frame).
+    scale_mode: str = "pyramid"
+    dsst_scales: int = 33
+    dsst_step: float = 1.02
+    dsst_lr: float = 0.025
     num_scales: int = 3
     scale_step: float = 1.0375
     scale_penalty: float = 0.9745  # multiplies the peak of every non-central scale
@@ -91,6 +99,10 @@ class SiamFCTracker:
             img = np.clip(img, 0, 255).astype(np.uint8)
         return cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if self.params.rgb else img
 
+    @staticmethod
+    def _grey(img: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
     @torch.inference_mode()
     def _embed(self, patches: np.ndarray) -> torch.Tensor:
         return self.model.embed(crops.to_tensor_batch(patches))
@@ -115,8 +127,16 @@ class SiamFCTracker:
         pad = crops.mean_colour(img)
         z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
         self.zf = self._embed(z[None])
-        n = p.num_scales
-        self.scales = p.scale_step ** (np.arange(n) - (n - 1) / 2)
+        if p.scale_mode not in ("pyramid", "dsst"):
+            raise ValueError(f"scale_mode must be 'pyramid' or 'dsst', got {p.scale_mode!r}")
+        self.scale_filter = None
+        if p.scale_mode == "dsst":
+            self.scales = np.ones(1)
+            self.scale_filter = ScaleFilter(p.dsst_scales, p.dsst_step, lr=p.dsst_lr)
+            self.scale_filter.init(self._grey(img), self.center, self.size)
+        else:
+            n = p.num_scales
+            self.scales = p.scale_step ** (np.arange(n) - (n - 1) / 2)
         self.frame = 1
         self.confidence = 1.0
         self._windows = {}
@@ -145,7 +165,11 @@ class SiamFCTracker:
         disp_crop = self._up_to_px(peak, r.shape[0])  # (dy, dx) search px
         disp_img = disp_crop * extents[si] / p.search_size
         self.center = self.center + disp_img[::-1]
-        s = (1 - p.scale_lr) + p.scale_lr * self.scales[si]
+        if self.scale_filter is not None:
+            grey = self._grey(img)
+            s = self.scale_filter.estimate(grey, self.center, self.size)
+        else:
+            s = (1 - p.scale_lr) + p.scale_lr * self.scales[si]
         self.size = np.clip(self.size * s, p.min_scale * self.base_size, p.max_scale * self.base_size)
         self.z_extent = crops.context_size(self.size, p.context)
         self.x_extent = self.z_extent * p.search_size / p.exemplar_size
@@ -154,6 +178,8 @@ class SiamFCTracker:
         self.frame += 1
         if self._lost(self._siam_peak):
             return crops.cs_to_box(self.center, self.size)
+        if self.scale_filter is not None:
+            self.scale_filter.update(grey, self.center, self.size)
         self._after_update(img, pad, xf, si, disp_crop, extents)
         if p.template_lr > 0 and self.frame % p.template_every == 0 and self.confidence >= p.ok_threshold:
             z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
