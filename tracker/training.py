@@ -266,7 +266,7 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
             pairs_since += cfg.batch_size * world
             if bar:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.1e}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.1e}")
             if rank == 0 and step % cfg.log_every == 0:
                 now = time.perf_counter()
                 _log(log, {"step": step, "loss": float(loss.detach()), "lr": lr, "grad_norm": float(gnorm),
