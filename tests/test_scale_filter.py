@@ -19,7 +19,7 @@ def test_histograms_of_pure_ramps_by_hand():
     # vertical ramp: angle pi/2 sits half-way between bins 4 and 5 -> 1/sqrt(2) each
     assert np.allclose(f[1, ..., 4], 2 ** -0.5, atol=1e-3) and np.allclose(f[1, ..., 5], 2 ** -0.5, atol=1e-3)
     assert np.allclose(f[1, ..., [0, 1, 2, 3, 6, 7, 8]], 0.0, atol=1e-6)
-    # last channel: the cell's mean intensity, /255 - 0.5 (left cells of the horizontal ramp: mean of 0..9)
+    # last channel: the cell's mean intensity, /255 - 0.5 (left cells of the horizontal ramp: mean of 0, 3, 6, 9)
     assert f[0, 0, 0, BINS] == pytest.approx(np.mean(np.arange(4) * 3.0) / 255 - 0.5, abs=1e-6)
 
 

@@ -43,7 +43,7 @@ def gradient_histograms(patches: np.ndarray) -> np.ndarray:
              + np.bincount((cell * BINS + (lo + 1) % BINS).ravel(), (mag * frac).ravel(), n))
     cells = cells.reshape(s, ch, cw, BINS).astype(np.float32)
     cells /= np.sqrt((cells ** 2).sum(-1, keepdims=True)) + 1e-3
-    inten = patches[:, : ch * CELL, : cw * CELL].reshape(s, ch, CELL, cw, CELL).mean(axis=(2, 4))[..., None]
+    inten = patches[crop].reshape(s, ch, CELL, cw, CELL).mean(axis=(2, 4))[..., None]
     return np.concatenate([cells, inten / 255.0 - 0.5], axis=-1).reshape(s, -1)
 
 
