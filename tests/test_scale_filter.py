@@ -62,5 +62,5 @@ def test_dimp_sizes_by_the_scale_filter_on_one_crop_per_frame():
     out = trk.update(zoomed)
     assert calls == [1]  # one search crop, not a pyramid of three
     assert out[2] / 48 == pytest.approx(1.02 ** 4, rel=0.025) and out[3] / out[2] == pytest.approx(36 / 48, rel=1e-6)
-    with pytest.raises(ValueError, match="scale_mode"):
-        SiamFCTracker(net, scale_mode="cubic").init(frame0, box)
+    with pytest.raises(ValueError, match="scale_mode"):  # refused when the parameters are made
+        SiamFCTracker(net, scale_mode="cubic")

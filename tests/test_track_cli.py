@@ -132,6 +132,7 @@ def test_budget_selects_zoo_entry(assets, capsys, monkeypatch):
     (["--bogus"], "unrecognized arguments"),
     (["--param", "lost_ratio"], "--param expects KEY=VALUE"),
     (["--param", "windw_influence=0.3"], "unknown DiMPParams parameter"),
+    (["--param", "scale_mode=cubic"], "scale_mode must be 'pyramid' or 'dsst'"),
 ])
 def test_bad_input_exits_2_with_one_line(assets, capsys, args, message):
     d = assets["dir"]

@@ -57,6 +57,11 @@ class SiamFCParams:
     threads: int | None = None  # torch threads; None leaves torch's setting
     seed: int = 0
 
+    def __post_init__(self):
+        # checked here, not at init(): `track --param` must fail before a model or video is opened
+        if self.scale_mode not in ("pyramid", "dsst"):
+            raise ValueError(f"scale_mode must be 'pyramid' or 'dsst', got {self.scale_mode!r}")
+
     @classmethod
     def from_kwargs(cls, **kw):
         """Build from keyword overrides; an unknown name is a clear error, not a silent no-op."""
@@ -127,8 +132,6 @@ class SiamFCTracker:
         pad = crops.mean_colour(img)
         z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
         self.zf = self._embed(z[None])
-        if p.scale_mode not in ("pyramid", "dsst"):
-            raise ValueError(f"scale_mode must be 'pyramid' or 'dsst', got {p.scale_mode!r}")
         self.scale_filter = None
         if p.scale_mode == "dsst":
             self.scales = np.ones(1)
