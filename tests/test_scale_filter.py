@@ -64,3 +64,26 @@ def test_dimp_sizes_by_the_scale_filter_on_one_crop_per_frame():
     assert out[2] / 48 == pytest.approx(1.02 ** 4, rel=0.025) and out[3] / out[2] == pytest.approx(36 / 48, rel=1e-6)
     with pytest.raises(ValueError, match="scale_mode"):  # refused when the parameters are made
         SiamFCTracker(net, scale_mode="cubic")
+
+
+@pytest.mark.parametrize("steps", [-3, 0, 2, 40])
+def test_learning_sample_reuses_the_estimate_patches_exactly(steps):
+    """The second sample of a frame (new size, same centre) reuses the first one's patches
+    shifted by the size change; it must equal a sample cut from scratch."""
+    grey, centre, size = _texture(1), np.array([150.0, 110.0]), np.array([40.0, 30.0])
+    sf = ScaleFilter()
+    sf.init(grey, centre, size)
+    sf._sample(grey, centre, size)
+    new_size = size * 1.02 ** steps
+    cut = []
+    features = sf._features
+    sf._features = lambda g, c, s, f: (cut.append(len(f)), features(g, c, s, f))[1]
+    reused = sf._sample(grey, centre, new_size)
+    assert sum(cut) == min(abs(steps), sf.n)  # only the patches past the old range were cut
+    sf._last = None
+    fresh = sf._sample(grey, centre, new_size)
+    np.testing.assert_allclose(reused, fresh, rtol=1e-5, atol=1e-5)
+    # another image (or centre) is never served from the cache
+    cut.clear()
+    sf._sample(grey.copy(), centre, new_size * 1.02)
+    assert cut == [sf.n]

@@ -58,18 +58,43 @@ class ScaleFilter:
         self.window = np.hanning(n_scales + 2)[1:-1]  # no zero weights at the ends
         self.num = self.den = None
         self.model_size = None
+        self._last = None  # (image, centre, size, features) of the latest sample
 
-    def _sample(self, grey: np.ndarray, center, size) -> np.ndarray:
-        """(features, scales) spectrum of the patches around ``center`` at size · factors."""
+    def _features(self, grey: np.ndarray, center, size, factors) -> np.ndarray:
+        """(scales, features) gradient histograms of the patches at size · factors, unwindowed."""
         mw, mh = self.model_size
-        patches = np.empty((self.n, mh, mw), np.float32)
-        for i, f in enumerate(self.factors):
+        patches = np.empty((len(factors), mh, mw), np.float32)
+        for i, f in enumerate(factors):
             pw, ph = max(2, int(round(size[0] * f))), max(2, int(round(size[1] * f)))
             p = cv2.getRectSubPix(grey, (pw, ph), (float(center[0]), float(center[1])))
             interp = cv2.INTER_AREA if pw > mw else cv2.INTER_LINEAR
             patches[i] = cv2.resize(p, (mw, mh), interpolation=interp)
-        feats = gradient_histograms(patches) * self.window[:, None]
-        return np.fft.fft(feats.T, axis=1)  # (d, S)
+        return gradient_histograms(patches)
+
+    def _sample(self, grey: np.ndarray, center, size) -> np.ndarray:
+        """(features, scales) spectrum of the patches around ``center`` at size · factors.
+
+        The tracker samples twice per frame at one centre: to estimate (old size) and to learn
+        (new size = old · factors[k]). The second sample's patches are then the first's shifted
+        by k scales, so only the |k| patches past the end are cut and described again.
+        """
+        center, size = np.asarray(center, float), np.asarray(size, float)
+        feats, last = None, self._last
+        if last is not None and last[0] is grey and np.array_equal(last[1], center):
+            ratio = size / last[2]
+            k = int(np.argmin(np.abs(self.factors - ratio[0])))
+            if np.allclose(ratio, self.factors[k], rtol=1e-9, atol=0):
+                k -= (self.n - 1) // 2  # shift in scale steps
+                feats = np.empty_like(last[3])
+                lo, hi = max(0, -k), min(self.n, self.n - k)  # rows covered by the old sample
+                feats[lo:hi] = last[3][lo + k: hi + k]
+                fresh = np.r_[0:lo, hi:self.n]
+                if fresh.size:
+                    feats[fresh] = self._features(grey, center, size, self.factors[fresh])
+        if feats is None:
+            feats = self._features(grey, center, size, self.factors)
+        self._last = (grey, center, size, feats)
+        return np.fft.fft((feats * self.window[:, None]).T, axis=1)  # (d, S)
 
     def init(self, grey: np.ndarray, center, size) -> None:
         w, h = float(size[0]), float(size[1])
@@ -78,6 +103,7 @@ class ScaleFilter:
         self.model_size = (max(2 * CELL, int(round(w * k / CELL)) * CELL),
                            max(2 * CELL, int(round(h * k / CELL)) * CELL))
         self.num = self.den = None
+        self._last = None
         self.update(grey, center, size)
 
     def update(self, grey: np.ndarray, center, size) -> None:
