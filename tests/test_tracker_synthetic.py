@@ -35,7 +35,8 @@ def run_sequence(tracker, frames, init, rgb=False):
     return np.array([init] + [tracker.update(conv(f)) for f in frames[1:]], dtype=np.float64)
 
 
-@pytest.mark.parametrize("name, params", [("siamfc", {}), ("dimp", {}), ("siamfc", {"template_lr": 0.05})])
+@pytest.mark.parametrize("name, params", [("siamfc", {}), ("dimp", {}), ("dimp", {"colour_weight": 0.0}),
+                                          ("siamfc", {"template_lr": 0.05})])
 def test_tracks_synthetic_sequences(trained, name, params):
     for seed in SEQUENCES[: 1 if params else None]:
         frames, gt = synthetic_sequence(seed, n=60)

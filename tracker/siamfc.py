@@ -112,6 +112,10 @@ class SiamFCTracker:
     def _embed(self, patches: np.ndarray) -> torch.Tensor:
         return self.model.embed(crops.to_tensor_batch(patches))
 
+    def _embed_search(self, patches: np.ndarray) -> torch.Tensor:
+        """Features of this frame's search crops (a hook: a subclass may also look at the pixels)."""
+        return self._embed(patches)
+
     # -- got10k interface -------------------------------------------------
     @torch.inference_mode()
     def init(self, image: np.ndarray, box) -> None:
@@ -161,7 +165,7 @@ class SiamFCTracker:
             return self._redetect(img, pad)
         self._prev_state = (self.center.copy(), self.size.copy())
         extents = self.x_extent * self.scales
-        xf = self._embed(crops.scale_crops(img, self.center, extents, p.search_size, pad))
+        xf = self._embed_search(crops.scale_crops(img, self.center, extents, p.search_size, pad))
         scores = self._score(xf)  # (S, R, R) float tensor, higher = target
         si, r = self._pick_scale(scores)
         peak = self._locate(r, si, scores, xf)

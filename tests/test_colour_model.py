@@ -1,0 +1,91 @@
+"""Colour model: bin indices, target/ring histograms, likelihoods and window means against hand counts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers.synthetic import TINY
+from tracker import crops
+from tracker.colour_model import BITS, ColourModel, colour_bins
+from tracker.dimp import DiMPTracker
+from tracker.model import SiamNet
+
+RED, BLUE, GREEN = (0, 0, 255), (255, 0, 0), (0, 255, 0)  # BGR
+
+
+def _scene(h=120, w=160, square=(60, 40, 20, 30)):
+    """Blue image with a red w x h square whose top-left is (x, y)."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = BLUE
+    x, y, sw, sh = square
+    img[y:y + sh, x:x + sw] = RED
+    return img
+
+
+def test_colour_bins_pack_the_top_bits_of_each_channel():
+    px = np.array([[[255, 0, 8], [7, 128, 255]]], np.uint8)
+    s = 8 - BITS
+    want = [(255 >> s << 2 * BITS) | (0 << BITS) | (8 >> s), (7 >> s << 2 * BITS) | (128 >> s << BITS) | (255 >> s)]
+    assert colour_bins(px).ravel().tolist() == want
+
+
+def test_target_colour_is_likely_and_ring_colour_is_not():
+    img = _scene()
+    m = ColourModel()
+    m.update(img, center=(60 + 9.5, 40 + 14.5), size=(20, 30))
+    lik = m.likelihood(img)
+    assert lik[50, 70] == pytest.approx(1.0, abs=1e-6)  # red: only in the target box
+    assert lik[5, 5] == pytest.approx(0.0, abs=1e-6)  # blue: only in the ring
+    green = np.zeros((1, 1, 3), np.uint8) + np.uint8(GREEN)
+    assert m.likelihood(green)[0, 0] == 0.0  # never seen: not evidence for the target
+
+
+def test_response_is_the_red_fraction_of_each_window():
+    img = _scene()
+    m = ColourModel()
+    m.update(img, center=(69.5, 54.5), size=(20, 30))
+    # windows of 20 x 30 px: on the square, half over it (shifted 10 px in x), and off it
+    centres = np.array([[55.0, 70.0], [55.0, 80.0], [55.0, 120.0]])  # (row, col)
+    got = m.response(img, (20, 30), centres)
+    assert got[0] == pytest.approx(1.0, abs=1e-6)
+    assert got[1] == pytest.approx(0.5, abs=1e-6)
+    assert got[2] == pytest.approx(0.0, abs=1e-6)
+    # a window half outside the image averages over the part inside
+    edge = m.response(img, (20, 30), np.array([[0.0, 70.0]]))
+    assert edge[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_update_blends_histograms_at_the_learning_rate():
+    m = ColourModel(lr=0.25)
+    m.update(_scene(), center=(69.5, 54.5), size=(20, 30))
+    green_target = _scene()
+    green_target[40:70, 60:80] = GREEN
+    m.update(green_target, center=(69.5, 54.5), size=(20, 30))
+    red, green = [colour_bins(np.uint8(c)[None, None])[0, 0] for c in (RED, GREEN)]
+    assert m.fg[red] == pytest.approx(0.75) and m.fg[green] == pytest.approx(0.25)
+    assert m.fg.sum() == pytest.approx(1.0) and m.bg.sum() == pytest.approx(1.0)
+
+
+def test_dimp_colour_response_peaks_on_the_cell_of_the_target():
+    """The tracker's colour map lies on its response grid: a red target moved by a known
+    offset inside the search crop lights the response cell at that offset."""
+    torch.manual_seed(0)
+    trk = DiMPTracker(SiamNet(TINY).eval(), colour_weight=0.45)
+    frame = np.zeros((300, 400, 3), np.uint8)
+    frame[:] = BLUE
+    frame[135:165, 185:215] = RED  # 30 x 30 target centred at (199.5, 149.5)
+    trk.init(frame, (185, 135, 30, 30))
+    moved = np.zeros_like(frame)
+    moved[:] = BLUE
+    dx, dy = 24, -16  # image px
+    moved[135 + dy:165 + dy, 185 + dx:215 + dx] = RED
+    # the crop update() cuts, at the old centre
+    trk._patches = crops.scale_crops(moved, trk.center, trk.x_extent * trk.scales, trk.params.search_size)
+    n = trk.resp_size
+    resp = trk._colour_response(n)[0].numpy()
+    r, c = np.unravel_index(int(np.argmax(resp)), resp.shape)
+    k = trk.params.search_size / trk.x_extent  # crop px per image px
+    want = (np.array([dy, dx]) * k / trk.stride + (n - 1) / 2)
+    assert abs(r - want[0]) <= 0.5 + 1e-9 and abs(c - want[1]) <= 0.5 + 1e-9, (r, c, want)
+    assert resp[r, c] > 0.8 and resp[0, 0] < 0.05  # within half a cell of the target: mostly red
