@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0 to turn off the "
                         "re-detection after a full occlusion (on for dimp, 0.4) or 0.4 to turn it on for siamfc, "
                         "scale_mode=pyramid|dsst for the box size (3-crop scale pyramid: siamfc's default; "
-                        "DSST scale filter: dimp's); names: tracker/siamfc.py, tracker/dimp.py")
+                        "DSST scale filter: dimp's), colour_weight=0 to drop dimp's colour model; "
+                        "names: tracker/siamfc.py, tracker/dimp.py")
     return p
 
 
