@@ -129,12 +129,16 @@ def test_torch_path_gives_identical_numbers():
 
 
 @needs_packed
-def test_pack_input_matches_torch_packing():
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
+def test_pack_input_matches_torch_packing(path, isa):
+    isa(path)
     rnd = random.Random(0)
     for _ in range(6):
         g = rnd.choice([1, 2])
         c = g * rnd.choice([3, 37, 64, 65, 130])
         x = torch.randn(2, c, rnd.randint(3, 9), rnd.randint(3, 9))
+        x.view(-1)[::11] = -0.0  # reads as +1
+        x.view(-1)[::17] = float("nan")  # reads as -1 (x >= t is False)
         thr = torch.randn(c) * 0.5
         pad = rnd.randint(0, 3)
         want = bits.pack_input_torch(x, thr, g, pad)

@@ -195,6 +195,24 @@ B2K_T512 void pack_pixel_nhwc_512(const Geo& q, const float* x, const float* thr
         }
 }
 
+// Channels-last input on AVX2: 8 compares per instruction, movemask gives 8 bits;
+// a group's last < 8 channels take the scalar compare (same >= predicate).
+B2K_T256 void pack_pixel_nhwc_avx2(const Geo& q, const float* x, const float* thr, uint64_t* px) {
+    for (int64_t g = 0; g < q.g; ++g)
+        for (int64_t w = 0; w < q.wg; ++w) {
+            const int64_t c0 = g * q.cg + 64 * w, real = std::min<int64_t>(64, q.cg - 64 * w);
+            uint64_t word = 0;
+            int64_t j = 0;
+            for (; j + 8 <= real; j += 8) {
+                const __m256 v = _mm256_loadu_ps(x + c0 + j);
+                const __m256 t = thr ? _mm256_loadu_ps(thr + c0 + j) : _mm256_setzero_ps();
+                word |= (uint64_t)(uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(v, t, _CMP_GE_OQ)) << j;
+            }
+            for (; j < real; ++j) word |= (uint64_t)(x[c0 + j] >= (thr ? thr[c0 + j] : 0.0f)) << j;
+            px[g * q.wg + w] = word;
+        }
+}
+
 // Channels-last row stored contiguously (pixel after pixel): one compare per
 // 16 floats writes 16 bits of a dense row bit string (bit x*cin + c), then
 // each pixel's group words are cut out of it with funnel shifts. thr_rep
@@ -279,6 +297,10 @@ void pack_row(const Geo& q, int isa, const float* x, const float* thr, const flo
         for (int64_t x0 = 0; x0 < q.w; ++x0) pack_pixel_nhwc_512(q, xrow + x0 * q.is[3], thr, inner + x0 * q.gw);
         return;
     }
+    if (isa == ISA_AVX2 && q.is[1] == 1) {
+        for (int64_t x0 = 0; x0 < q.w; ++x0) pack_pixel_nhwc_avx2(q, xrow + x0 * q.is[3], thr, inner + x0 * q.gw);
+        return;
+    }
 #endif
     (void)isa; (void)thr_rep; (void)dense;
     for (int64_t x0 = 0; x0 < q.w; ++x0) pack_pixel_generic(q, xrow + x0 * q.is[3], thr, inner + x0 * q.gw);
@@ -336,6 +358,18 @@ inline void store_counts(const Geo& q, const Out& o, const uint64_t* cnt, int64_
             const float t = (float)d * o.scale[c];
             o.out[at] = t + o.bias[c];
         }
+    }
+}
+
+// General epilogue: raw output, partial blocks or strided channels. Takes the
+// counts through memory so the fast path's accumulators never leave registers.
+__attribute__((noinline)) void store_general(const Geo& q, const Out& o, const uint64_t* cnt, int np, int nv,
+                                             int64_t b, int64_t g, int64_t n, int64_t oh, int64_t ow) {
+    for (int v = 0; v < nv; ++v) {
+        const int64_t blk = b + v;
+        const int valid = (int)std::min<int64_t>(LANES, q.cog - blk * LANES);
+        for (int p = 0; p < np; ++p)
+            store_counts(q, o, cnt + (p * nv + v) * LANES, g * q.cog + blk * LANES, valid, n, oh, ow + p);
     }
 }
 
@@ -397,69 +431,95 @@ void row_scalar(const Geo& q, const uint64_t* xp, const uint64_t* wblk, const Ou
 
 #if B2K_X86
 // -------------------------------------------------------------- AVX2 path --
-// No vector popcount: nibble lookup with pshufb, byte counts summed for up to
-// 31 steps (31*8 < 256) and then widened to 64-bit lanes with psadbw.
+// No vector popcount: nibble lookup with pshufb, and psadbw sums each 64-bit
+// lane's byte counts at once (it runs on other ports than pshufb, so it costs
+// almost nothing and leaves no byte accumulators to keep). A tile is P pixels
+// x one 8-channel block (two ymm of u64): accumulators, weights and the
+// lookup table fit the 16 ymm registers, so the inner loop never spills.
 
 template <int P>
-B2K_T256 void tile_avx2(const Geo& q, const uint64_t* px, int64_t pstep, const int64_t* off, const uint64_t* wb,
-                        uint64_t cnt[P][LANES]) {
+B2K_T256 __attribute__((always_inline)) inline void tile_avx2_counts(const uint64_t* px, int64_t pstep,
+                                                                     const int64_t* off, int64_t K,
+                                                                     const uint64_t* wb, __m256i (&acc)[P][2]) {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0f);
     const __m256i zero = _mm256_setzero_si256();
-    __m256i wide[P][2];
-    for (int p = 0; p < P; ++p) wide[p][0] = wide[p][1] = zero;
-    for (int64_t k0 = 0; k0 < q.K; k0 += 31) {
-        const int64_t k1 = std::min<int64_t>(q.K, k0 + 31);
-        __m256i bytes[P][2];
-        for (int p = 0; p < P; ++p) bytes[p][0] = bytes[p][1] = zero;
-        for (int64_t k = k0; k < k1; ++k) {
-            const __m256i w0 = _mm256_loadu_si256((const __m256i*)(wb + k * LANES));
-            const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + k * LANES + 4));
-            for (int p = 0; p < P; ++p) {
-                const __m256i a = _mm256_set1_epi64x((long long)px[p * pstep + off[k]]);
-                const __m256i x0 = _mm256_xor_si256(a, w0), x1 = _mm256_xor_si256(a, w1);
-                const __m256i c0 = _mm256_add_epi8(
-                    _mm256_shuffle_epi8(lut, _mm256_and_si256(x0, low)),
-                    _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x0, 4), low)));
-                const __m256i c1 = _mm256_add_epi8(
-                    _mm256_shuffle_epi8(lut, _mm256_and_si256(x1, low)),
-                    _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x1, 4), low)));
-                bytes[p][0] = _mm256_add_epi8(bytes[p][0], c0);
-                bytes[p][1] = _mm256_add_epi8(bytes[p][1], c1);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = zero;
+    for (int64_t k = 0; k < K; ++k) {
+        const __m256i w[2] = {_mm256_loadu_si256((const __m256i*)(wb + k * LANES)),
+                              _mm256_loadu_si256((const __m256i*)(wb + k * LANES + 4))};
+        const uint64_t* a0 = px + off[k];
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p) {
+            const __m256i a = _mm256_set1_epi64x((long long)a0[p * pstep]);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; ++h) {
+                const __m256i x = _mm256_xor_si256(a, w[h]);
+                const __m256i c = _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(x, low)),
+                                                  _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
+                acc[p][h] = _mm256_add_epi64(acc[p][h], _mm256_sad_epu8(c, zero));
             }
         }
-        for (int p = 0; p < P; ++p) {
-            wide[p][0] = _mm256_add_epi64(wide[p][0], _mm256_sad_epu8(bytes[p][0], zero));
-            wide[p][1] = _mm256_add_epi64(wide[p][1], _mm256_sad_epu8(bytes[p][1], zero));
-        }
     }
+}
+
+// Fast epilogue (channel-contiguous float output, a full block): the block's
+// 8 counts as int32, D = K - 2*count, D*scale + bias in two roundings (no FMA).
+template <int P>
+B2K_T256 __attribute__((always_inline)) inline void store_avx2_fast(const __m256i (&acc)[P][2], __m256i kreal,
+                                                                    __m256 sc, __m256 bi, float* o, int64_t ostep) {
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // low dwords of the u64 lanes first
+#pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
-        _mm256_storeu_si256((__m256i*)cnt[p], wide[p][0]);
-        _mm256_storeu_si256((__m256i*)(cnt[p] + 4), wide[p][1]);
+        const __m256i lo = _mm256_permutevar8x32_epi32(acc[p][0], even);
+        const __m256i hi = _mm256_permutevar8x32_epi32(acc[p][1], even);
+        const __m256i c = _mm256_permute2x128_si256(lo, hi, 0x20);
+        const __m256i d = _mm256_sub_epi32(kreal, _mm256_add_epi32(c, c));
+        const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(d), sc);
+        _mm256_storeu_ps(o + p * ostep, _mm256_add_ps(t, bi));
     }
+}
+
+template <int P>
+B2K_T256 __attribute__((always_inline)) inline void spill_avx2(const Geo& q, const Out& o, const __m256i (&acc)[P][2],
+                                                               int np, int64_t b, int64_t g, int64_t n, int64_t oh,
+                                                               int64_t ow) {
+    alignas(32) uint64_t cnt[P * LANES];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+        _mm256_store_si256((__m256i*)(cnt + p * LANES), acc[p][0]);
+        _mm256_store_si256((__m256i*)(cnt + p * LANES + 4), acc[p][1]);
+    }
+    store_general(q, o, cnt, np, 1, b, g, n, oh, ow);
 }
 
 B2K_T256 void row_avx2(const Geo& q, const uint64_t* xp, const uint64_t* wblk, const Out& o, const int64_t* off,
                        int64_t n, int64_t oh, int64_t g, int64_t b0, int64_t b1) {
     constexpr int P = 4;
     const int64_t pstep = q.xstep * q.bgw;
+    const uint64_t* xrow = xp + (n * q.hp + oh * q.s) * q.bw * q.bgw + g * q.bwg;
+    const __m256i kreal = _mm256_set1_epi32((int)q.kreal);
     for (int64_t b = b0; b < b1; ++b) {
         const uint64_t* wb = wblk + (g * q.cb + b) * q.K * LANES;
-        const int valid = (int)std::min<int64_t>(LANES, q.cog - b * LANES);
         const int64_t c_abs = g * q.cog + b * LANES;
-        for (int64_t ow = 0; ow < q.wo;) {
-            const uint64_t* px = xp + ((n * q.hp + oh * q.s) * q.bw + ow * q.xstep) * q.bgw + g * q.bwg;
-            uint64_t cnt[P][LANES];
-            const int np = (int)std::min<int64_t>(P, q.wo - ow);
-            switch (np) {
-                case 4: tile_avx2<4>(q, px, pstep, off, wb, cnt); break;
-                case 3: tile_avx2<3>(q, px, pstep, off, wb, reinterpret_cast<uint64_t(*)[LANES]>(cnt)); break;
-                case 2: tile_avx2<2>(q, px, pstep, off, wb, reinterpret_cast<uint64_t(*)[LANES]>(cnt)); break;
-                default: tile_avx2<1>(q, px, pstep, off, wb, reinterpret_cast<uint64_t(*)[LANES]>(cnt)); break;
-            }
-            for (int p = 0; p < np; ++p) store_counts(q, o, cnt[p], c_abs, valid, n, oh, ow + p);
-            ow += np;
+        const bool fast = !o.raw && q.os[1] == 1 && q.cog - b * LANES >= LANES;
+        const __m256 sc = fast ? _mm256_loadu_ps(o.scale + c_abs) : _mm256_setzero_ps();
+        const __m256 bi = fast ? _mm256_loadu_ps(o.bias + c_abs) : _mm256_setzero_ps();
+        float* orow = fast ? o.out + n * q.os[0] + c_abs + oh * q.os[2] : nullptr;
+        int64_t ow = 0;
+        for (; ow + P <= q.wo; ow += P) {
+            __m256i acc[P][2];
+            tile_avx2_counts<P>(xrow + ow * pstep, pstep, off, q.K, wb, acc);
+            if (fast) store_avx2_fast<P>(acc, kreal, sc, bi, orow + ow * q.os[3], q.os[3]);
+            else spill_avx2<P>(q, o, acc, P, b, g, n, oh, ow);
+        }
+        for (; ow < q.wo; ++ow) {  // leftover columns one at a time
+            __m256i acc[1][2];
+            tile_avx2_counts<1>(xrow + ow * pstep, pstep, off, q.K, wb, acc);
+            if (fast) store_avx2_fast<1>(acc, kreal, sc, bi, orow + ow * q.os[3], q.os[3]);
+            else spill_avx2<1>(q, o, acc, 1, b, g, n, oh, ow);
         }
     }
 }
@@ -519,18 +579,6 @@ B2K_T512 __attribute__((always_inline)) inline void store_fast(const __m512i (&a
                                            _mm512_castps512_ps256(sc[V / 2]));
             _mm256_storeu_ps(o + p * ostep + (V - 1) * LANES, _mm256_add_ps(t, _mm512_castps512_ps256(bi[V / 2])));
         }
-    }
-}
-
-// General epilogue: raw output, partial blocks or strided channels. Takes the
-// counts through memory so the fast path's accumulators never leave registers.
-__attribute__((noinline)) void store_general(const Geo& q, const Out& o, const uint64_t* cnt, int np, int nv,
-                                             int64_t b, int64_t g, int64_t n, int64_t oh, int64_t ow) {
-    for (int v = 0; v < nv; ++v) {
-        const int64_t blk = b + v;
-        const int valid = (int)std::min<int64_t>(LANES, q.cog - blk * LANES);
-        for (int p = 0; p < np; ++p)
-            store_counts(q, o, cnt + (p * nv + v) * LANES, g * q.cog + blk * LANES, valid, n, oh, ow + p);
     }
 }
 
