@@ -133,6 +133,9 @@ def test_budget_selects_zoo_entry(assets, capsys, monkeypatch):
     (["--param", "lost_ratio"], "--param expects KEY=VALUE"),
     (["--param", "windw_influence=0.3"], "unknown DiMPParams parameter"),
     (["--param", "scale_mode=cubic"], "scale_mode must be 'pyramid' or 'dsst'"),
+    (["--param", "colour_weight=abc"], "colour_weight must be float"),
+    (["--param", "colour_weight=-1"], "colour_weight must be within [0, 1]"),
+    (["--param", "num_scales=2.5"], "num_scales must be int"),
 ])
 def test_bad_input_exits_2_with_one_line(assets, capsys, args, message):
     d = assets["dir"]

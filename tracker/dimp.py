@@ -80,6 +80,8 @@ class DiMPParams(SiamFCParams):
     assoc_limit: float = 1.2  # above this a pair is not associated
     ok_threshold: float = 0.2
 
+    _unit_interval = SiamFCParams._unit_interval + ("fuse_weight", "colour_weight", "colour_lr", "sample_lr")
+
 
 # -- the online filter -------------------------------------------------------
 

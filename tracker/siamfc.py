@@ -57,20 +57,42 @@ class SiamFCParams:
     threads: int | None = None  # torch threads; None leaves torch's setting
     seed: int = 0
 
+    # shares of a blended response: outside [0, 1] they invert a cue instead of weighting it
+    _unit_interval = ("window_influence",)
+
     def __post_init__(self):
         # checked here, not at init(): `track --param` must fail before a model or video is opened
         if self.scale_mode not in ("pyramid", "dsst"):
             raise ValueError(f"scale_mode must be 'pyramid' or 'dsst', got {self.scale_mode!r}")
+        for name in self._unit_interval:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
 
     @classmethod
     def from_kwargs(cls, **kw):
-        """Build from keyword overrides; an unknown name is a clear error, not a silent no-op."""
+        """Build from keyword overrides; an unknown name or a value of the wrong type is a clear
+        error, not a silent no-op or a crash frames later."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(kw) - names)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} parameter(s): {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(names))}")
-        return replace(cls(), **kw)
+        base = cls()
+        return replace(base, **{k: _coerce(k, v, getattr(base, k)) for k, v in kw.items()})
+
+
+def _coerce(name: str, value, default):
+    """``value`` as the type of the parameter's default (ints pass for floats, 0/1 for bools)."""
+    if default is None or value is None:  # optional parameters (threads) take None or their value
+        return value
+    kind = type(default)
+    ok = {bool: isinstance(value, bool) or value in (0, 1),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str)}.get(kind, True)
+    if not ok:
+        raise ValueError(f"{name} must be {kind.__name__}, got {value!r}")
+    return kind(value)
 
 
 def peak_contrast(r: torch.Tensor) -> float:
