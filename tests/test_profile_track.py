@@ -37,7 +37,8 @@ def test_read_frames_starts_at_the_given_frame(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--video", "{dir}/missing.mp4", "--init", "1,2,3,4"], "cannot read video"),
+    (["--video", "{dir}/missing.mp4", "--init", "1,2,3,4"], "video not found"),
+    (["--video", "{dir}/notes.txt", "--init", "1,2,3,4"], "is text"),
     (["--video", "{dir}/v.avi"], "--video needs --init"),
     (["--video", "{dir}/v.avi", "--init", "1,2,3"], "--init must be four numbers"),
     (["--video", "{dir}/v.avi", "--init", "1,2,3,4", "--start-frame", "6"], "fewer than 2 frames"),
@@ -45,6 +46,7 @@ def test_read_frames_starts_at_the_given_frame(tmp_path):
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     write_video(tmp_path / "v.avi", [np.zeros((48, 64, 3), np.uint8)] * 6, size=(64, 48))
+    (tmp_path / "notes.txt").write_text("not a video\n")
     with pytest.raises(SystemExit) as e:
         prof.main([a.format(dir=tmp_path) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()

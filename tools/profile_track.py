@@ -32,20 +32,14 @@ def fail(message: str):
 
 
 def read_frames(video: str, start: int, count: int) -> list:
-    """Frames start..start+count-1 (1-based) of a video; fail() if there are not two of them."""
-    import cv2
-    cap = cv2.VideoCapture(video)
-    if not cap.isOpened():
-        fail(f"cannot read video {video}")
-    frames = []
-    i = 0
-    while len(frames) < count:
-        ok, f = cap.read()
-        if not ok:
-            break
-        i += 1
-        if i >= start:
-            frames.append(f)
+    """Frames start..start+count-1 (1-based) of a video, opened as `track` opens it (same checks
+    and messages); fail() if it cannot be read or has fewer than two frames from ``start``."""
+    from tracker.video import VideoError, open_video
+    try:
+        with open_video(video) as src:
+            frames = [f for i, f in zip(range(start + count - 1), src) if i + 1 >= start]
+    except VideoError as e:
+        fail(str(e))
     if len(frames) < 2:
         fail(f"{video} has fewer than 2 frames from frame {start}")
     return frames
