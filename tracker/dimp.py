@@ -47,9 +47,10 @@ class DiMPParams(SiamFCParams):
     # 0.500 -> 0.522 on the dev sequences, 0.786 -> 0.798 on the held-out clips, one backbone
     # pass per frame instead of three (BENCHMARKS.md). SiamFC keeps the pyramid (-0.01 there).
     scale_mode: str = "dsst"
-    # Re-detection after a full occlusion (SiamFCParams.lost_ratio): on for this tracker. It
-    # never fired on the dev sequences or the held-out clips (AUC identical for every zoo
-    # model) and lifts the IoU after a pasted occlusion 0.32 -> 0.42 (BENCHMARKS.md).
+    # Re-detection after a full occlusion (SiamFCParams.lost_ratio): on for this tracker. With
+    # the scale pyramid it never fired on the dev sequences or the held-out clips; with DSST it
+    # fires once on OTB Biker. It lifts the IoU after a pasted occlusion 0.17 -> 0.38 (with the
+    # colour model: 0.45; BENCHMARKS.md "Re-detection").
     lost_ratio: float = 0.4
     fuse_weight: float = 0.5  # share of the online filter in the fused response
     filter_reg: float = 0.02  # lambda, relative to one sample's energy per filter tap

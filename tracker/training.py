@@ -202,7 +202,7 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
     if cfg.init and not (out / "last.pt").exists():
         state = torch.load(cfg.init, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"] if "model" in state else state)
-    if cfg.bf16 and not torch.cuda.is_available() and not use_bf16(cfg) and rank == 0:
+    if cfg.bf16 and not torch.cuda.is_available() and not native_bf16() and rank == 0:
         print("bf16 requested, but this CPU has no native bf16 (avx512_bf16/amx_bf16): training in fp32, "
               "which is several times faster here", flush=True)
     if cfg.channels_last and world > 1 and not torch.cuda.is_available():
