@@ -44,7 +44,7 @@ def cmd_summary(args) -> None:
             _, spec_d, _ = read_model(args.spec)
             spec = Spec.from_dict(spec_d) if spec_d else None
         except (CheckpointError, SpecError) as e:
-            _fail(f"--spec {args.spec}: {e}")
+            _fail(f"--spec: {e}")
         if spec is None:
             _fail(f"--spec {args.spec}: the checkpoint carries no spec (give --backbone for an FP summary)")
     elif args.spec:
@@ -75,8 +75,10 @@ class TensorPairs:
     """Pairs stored as one ``torch.save``d dict of stacked tensors (z, x, target, neg): small sets and tests."""
 
     def __init__(self, path):
-        import torch
-        self.d = torch.load(path, map_location="cpu", weights_only=False)
+        from backbones.files import safe_load
+        self.d = safe_load(path)  # weights_only: a shared pairs file cannot run code
+        if not isinstance(self.d, dict):
+            raise ValueError(f"{path}: expected a dict of tensors z, x, target, neg")
         missing = {"z", "x", "target", "neg"} - set(self.d)
         if missing:
             raise ValueError(f"{path}: missing field(s) {sorted(missing)}")
@@ -440,7 +442,11 @@ def main(argv=None) -> None:
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(0)
-    args.func(args)
+    from backbones.files import FileFormatError
+    try:
+        args.func(args)
+    except FileFormatError as e:  # a resume file in --out, or any checkpoint read deep in a command
+        _fail(str(e))
 
 
 if __name__ == "__main__":

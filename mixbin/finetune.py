@@ -18,8 +18,10 @@ import torch
 
 from .calibrate import init_binary_paths
 from .distill import FeatureTap, feature_loss, get_distill
-from .loop import (JsonLog, atomic_save, batches_from, cycle, dist_info, load, lr_at, maybe_init_distributed,
-                   progress_bar, rng_state, set_rng_state, split_output, sync_buffers, wrap_ddp)
+from backbones.files import plain, read_run, set_rng_state, write_run
+
+from .loop import (JsonLog, batches_from, cycle, dist_info, lr_at, maybe_init_distributed, progress_bar,
+                   split_output, sync_buffers, wrap_ddp)
 
 
 @dataclass
@@ -56,7 +58,7 @@ def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     start, elapsed = 0, 0.0
     if ckpt is not None and ckpt.exists():
-        st = load(ckpt)
+        st = read_run(ckpt)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         start, elapsed = int(st["step"]), float(st.get("wall_time_s", 0.0))
@@ -77,8 +79,8 @@ def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_
 
     def save(step: int, wall: float) -> None:
         if ckpt is not None and rank == 0:
-            atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                         "rng": rng_state(), "wall_time_s": wall, "config": asdict(cfg)}, ckpt)
+            write_run(ckpt, model.state_dict(), step, optimizer=opt.state_dict(), wall_time_s=wall,
+                      config=plain(asdict(cfg)))
 
     fwd = wrap_ddp(model)
     model.train()

@@ -1,65 +1,26 @@
-"""Model checkpoints: the shipped format and the teacher formats we accept.
+"""Model files from MixBin's jobs: the format itself is owned by ``backbones.files``.
 
-Shipped (zoo) format, one file per model::
-
-    {"format": "b2track-model/1", "spec": spec.to_dict(),
-     "state": compress_state(model.state_dict(), spec.units, prefix="backbone."),
-     "meta": {...}}
-
-Binary units keep only sign bits + scale (all their forward needs); FP
-tensors are stored in fp16.
+What this adds is knowledge of the models MixBin trains: where their backbone
+sits (the prefix of its units in the state dict) and which backbone a
+teacher checkpoint was trained with.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from backbones import Spec
-from backbones.checkpoint import compress_state, decompress_state
+from backbones.files import FileFormatError, read_model, write_model
 
-from .loop import atomic_save, backbone_prefix, load
+from .loop import backbone_prefix
 
-MODEL_FORMAT = "b2track-model/1"
-
-
-class CheckpointError(ValueError):
-    """A file that is not a model checkpoint we can read."""
+CheckpointError = FileFormatError  # the name mixbin's callers catch
+__all__ = ["CheckpointError", "backbone_name_of", "read_model", "save_model"]
 
 
-def save_model(path, model: torch.nn.Module, spec: Spec, meta: dict | None = None) -> None:
-    state = compress_state(model.state_dict(), spec.units, prefix=backbone_prefix(model))
-    # Plain JSON types only, so that the tracker can load with torch.load(weights_only=True).
-    meta = json.loads(json.dumps(dict(meta or {}), default=str))
-    atomic_save({"format": MODEL_FORMAT, "spec": spec.to_dict(), "state": state, "meta": meta}, path)
-
-
-def read_model(path) -> tuple[dict, dict | None, dict]:
-    """(float32 state dict, spec dict or None, meta) of a zoo model, training checkpoint or bare state dict.
-
-    Accepted: the zoo format above; ``{"model": state, ...}`` as written by
-    tracker training (``last.pt``) and by our own resume files; a bare state dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ck = load(path)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {e}") from None
-    if not isinstance(ck, dict):
-        raise CheckpointError(f"{path}: unexpected checkpoint content ({type(ck).__name__})")
-    if ck.get("format") == MODEL_FORMAT:
-        return decompress_state(ck["state"]), ck.get("spec"), dict(ck.get("meta") or {})
-    if "format" in ck:
-        raise CheckpointError(f"{path}: unknown checkpoint format {ck['format']!r}")
-    if isinstance(ck.get("model"), dict):
-        meta = {k: ck[k] for k in ("backbone", "step", "config", "modes") if k in ck}
-        return ck["model"], None, meta
-    if ck and all(isinstance(v, torch.Tensor) for v in ck.values()):
-        return ck, None, {}
-    raise CheckpointError(f"{path}: no model state found (expected 'format', 'model' or a state dict)")
+def save_model(path, model: torch.nn.Module, spec: Spec, meta: dict | None = None) -> Path:
+    return write_model(path, model.state_dict(), spec.to_dict(), meta, prefix=backbone_prefix(model))
 
 
 def backbone_name_of(spec: dict | None, meta: dict) -> str | None:

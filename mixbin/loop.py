@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from backbones import Backbone
+from backbones.files import plain, read_run, set_rng_state, write_run
 
 # A batch source: either any iterable of batches, or a callable that, given the
 # step to start from, yields the batches from that step on (so that a resumed
@@ -136,29 +135,6 @@ def wrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
 
 # -- checkpoints and logs ---------------------------------------------------
 
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-
-
-def atomic_save(obj, path) -> None:
-    """Write then rename, so that a kill mid-save never leaves a broken checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 class JsonLog:
     """Append-only JSON lines; a no-op where ``path`` is None (non-zero ranks, tests)."""
 
@@ -182,7 +158,7 @@ def resume_gated(ckpt, model: torch.nn.Module, gates: torch.nn.Module, opt_gates
     """Restore a gate search (search.pt / prune.pt) in place; (start step, wall time so far)."""
     if ckpt is None or not Path(ckpt).exists():
         return 0, 0.0
-    st = load(ckpt)
+    st = read_run(ckpt)
     model.load_state_dict(st["model"])
     gates.load_state_dict(st["gates"])
     opt_gates.load_state_dict(st["opt_gates"])
@@ -234,9 +210,9 @@ class GatedRun:
     def save(self, step: int) -> None:
         if self._writes:
             model, gates, opt_g, opt_w, cfg = self._saved
-            atomic_save({"model": model.state_dict(), "gates": gates.state_dict(), "opt_gates": opt_g.state_dict(),
-                         "opt_weights": opt_w.state_dict() if opt_w else None, "step": step, "rng": rng_state(),
-                         "wall_time_s": self.wall(), "config": asdict(cfg)}, self.ckpt)
+            write_run(self.ckpt, model.state_dict(), step, gates=gates.state_dict(), opt_gates=opt_g.state_dict(),
+                      opt_weights=opt_w.state_dict() if opt_w else None, wall_time_s=self.wall(),
+                      config=plain(asdict(cfg)))
 
     def close_bar(self) -> None:
         if self.bar:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from backbones import Spec
+from backbones.files import MODEL_FORMAT
 from test_tracker_kit import TINY
 from tracker import api, zoo
 from tracker.model import SiamNet
@@ -32,8 +33,8 @@ def test_save_load_roundtrip_binary_units(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"", "not a b2track checkpoint or corrupt"),
-    (b"PK\x03\x04 not really a zip", "not a b2track checkpoint or corrupt"),
+    (b"", "not a torch file, or truncated"),
+    (b"PK\x03\x04 not really a zip", "not a torch file, or truncated"),
 ])
 def test_corrupt_files(tmp_path, content, message):
     p = tmp_path / "bad.pt"
@@ -44,13 +45,13 @@ def test_corrupt_files(tmp_path, content, message):
 
 def test_incompatible_files(tmp_path):
     torch.save({"model": {}}, tmp_path / "train.pt")  # a training checkpoint, not a zoo one
-    with pytest.raises(zoo.ModelError, match="format None"):
+    with pytest.raises(zoo.ModelError, match="training checkpoint without a spec"):
         zoo.load_model(tmp_path / "train.pt")
-    bad_spec = {"format": zoo.FORMAT, "spec": {"backbone": "nope"}, "state": {}}
+    bad_spec = {"format": MODEL_FORMAT, "spec": {"backbone": "nope"}, "state": {}}
     torch.save(bad_spec, tmp_path / "spec.pt")
     with pytest.raises(zoo.ModelError, match="incompatible model.*lacks field"):
         zoo.load_model(tmp_path / "spec.pt")
-    good = {"format": zoo.FORMAT, "spec": Spec.uniform(TINY, "fp").to_dict(), "state": {"x": torch.zeros(1)}}
+    good = {"format": MODEL_FORMAT, "spec": Spec.uniform(TINY, "fp").to_dict(), "state": {"x": torch.zeros(1)}}
     torch.save(good, tmp_path / "state.pt")
     with pytest.raises(zoo.ModelError, match="weights do not fit"):
         zoo.load_model(tmp_path / "state.pt")
@@ -73,7 +74,7 @@ def test_select_closest_without_exceeding():
 
 
 def test_manifest_folder_from_environment(tmp_path, monkeypatch):
-    (tmp_path / "manifest.json").write_text(json.dumps({"entries": _entries(0.25)}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": zoo.MANIFEST_FORMAT, "entries": _entries(0.25)}))
     monkeypatch.setenv("B2TRACK_ZOO", str(tmp_path))
     entry = zoo.select(0.3)
     assert entry["path"] == str(tmp_path / "m0.25.pt")

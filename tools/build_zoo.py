@@ -19,7 +19,6 @@ batch 16 (both paths of every unit run), fine-tuning ~1.1 s/step, so about
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -30,14 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mixbin import cli as mixbin_cli  # noqa: E402
+from tracker.zoo import file_sha256  # noqa: E402
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+ABOUT = ("Shipped tracker checkpoints (b2track-model/1). `track --budget B` picks the entry whose budget is closest "
+         "to B without exceeding it. Fields: file, backbone, budget (of the spec, at 255 px), strategy, "
+         "training_data, eval {dataset, auc}, sha256 (checked on load), notes.")
 
 
 def tag(b: float) -> str:
@@ -50,12 +46,12 @@ def run(argv: list) -> None:
 
 
 def update_manifest(zoo: Path, entry: dict) -> None:
+    """Add or replace (by name) one entry of the zoo's manifest."""
+    from tracker.zoo import load_manifest, write_manifest
     path = zoo / "manifest.json"
-    data = json.loads(path.read_text()) if path.is_file() else {"format": "b2track-zoo/1", "entries": []}
-    data["entries"] = [e for e in data.get("entries", []) if e.get("name") != entry["name"]] + [entry]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    entries = load_manifest(zoo) if path.is_file() else []
+    about = json.loads(path.read_text()).get("about", ABOUT) if path.is_file() else ABOUT
+    write_manifest(zoo, [e for e in entries if e.get("name") != entry["name"]] + [entry], about)
 
 
 def check_loads(path: Path) -> None:
@@ -70,7 +66,8 @@ def fp_entry(args, zoo: Path, backbone: str) -> None:
     from tracker.model import SiamNet
     manifest = zoo / "manifest.json"
     if manifest.is_file():
-        entries = json.loads(manifest.read_text()).get("entries", [])
+        from tracker.zoo import load_manifest
+        entries = load_manifest(zoo)
         if any(e.get("strategy") == "fp" and e.get("backbone") == backbone for e in entries):
             print(f"manifest already has an FP entry for {backbone}; leaving it")
             return
@@ -84,7 +81,7 @@ def fp_entry(args, zoo: Path, backbone: str) -> None:
     check_loads(path)
     update_manifest(zoo, {"name": name, "file": path.name, "backbone": backbone, "budget": 1.0, "strategy": "fp",
                           "training_data": meta.get("config", {}).get("data", str(args.data)), "eval": {},
-                          "sha256": sha256(path), "notes": f"FP teacher from {args.teacher}"})
+                          "sha256": file_sha256(path), "notes": f"FP teacher from {args.teacher}"})
 
 
 def main(argv=None) -> None:
@@ -134,7 +131,7 @@ def main(argv=None) -> None:
             "search_steps": args.search_steps, "finetune_steps": res.get("steps"),
             "search_wall_time_s": search_wall, "finetune_wall_time_s": round(res.get("wall_time_s", 0.0), 1),
             "val": {k: res[k] for k in ("val_loss", "val_peak8", "val_pairs") if k in res},
-            "eval": {}, "sha256": sha256(dst),
+            "eval": {}, "sha256": file_sha256(dst),
             "notes": f"MixBin spec at b={b}, fine-tuned with distillation ({res.get('finetune', {}).get('distill', 'kl')})"})
         print(f"{name}: budget {spec['budget']:.4f}, val {res.get('val_peak8')}, "
               f"search {search_wall}s + finetune {res.get('wall_time_s', 0):.0f}s "

@@ -21,6 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tracker.training import TrainConfig, train  # noqa: E402
 
 
+def _check_files(cfg: TrainConfig) -> None:
+    """Refuse an unusable --init or resume file now, before minutes of data loading."""
+    from backbones.files import FileFormatError, read_model, read_run
+    try:
+        if (Path(cfg.out) / "last.pt").exists():
+            read_run(Path(cfg.out) / "last.pt")
+        elif cfg.init:
+            read_model(cfg.init)
+    except FileFormatError as e:
+        print(f"train_siamfc: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = TrainConfig()
@@ -39,6 +52,7 @@ def main(argv=None):
     p.add_argument("--cache", default="data_cache", help="where tools/prepare_data.py put the sources")
     a = p.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if f.name != "data"})
+    _check_files(cfg)
     if a.train_shards:
         from tracker.data.shards import ShardDataset
         train_ds = ShardDataset(a.train_shards)
@@ -51,8 +65,12 @@ def main(argv=None):
             data_cfg["weights"] = {k: float(v) for k, v in (kv.split("=") for kv in a.weights.split(","))}
         train_ds, val_ds = make_datasets(data_cfg)
         cfg.data = data_cfg
+    from backbones.files import FileFormatError
     try:
         train(cfg, train_ds, val_ds)
+    except FileFormatError as e:  # --init, or a resume file in --out, that is not ours or not safe to load
+        print(f"train_siamfc: error: {e}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print(f"interrupted; resume with the same --out {cfg.out}", file=sys.stderr)
         sys.exit(2)

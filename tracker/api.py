@@ -92,8 +92,8 @@ def create_tracker(name: str = "dimp", budget: float | None = None, model: str |
     p = cls.Params.from_kwargs(threads=threads, **params)  # fail on a typo before loading anything
     if threads:
         torch.set_num_threads(int(threads))
-    path, entry = zoo.resolve(model, budget)
-    net, spec, meta = zoo.load_model(path)
+    path, entry, sha256 = zoo.resolve(model, budget)
+    net, spec, meta = zoo.load_model(path, sha256=sha256)
     kernel = attach_kernels(net, spec, threads)
     tracker = cls(net, p)
     tracker.info = {"tracker": name, "backbone": spec.backbone, "budget": spec.budget,

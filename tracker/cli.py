@@ -289,3 +289,7 @@ def main(argv=None) -> None:
         print("track: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,6 @@ import functools
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from backbones.files import plain, read_model, read_run, set_rng_state, write_run
 
 from .losses import balanced_logistic_loss, peak_within, siamfc_labels
 from .model import SiamNet
@@ -176,13 +177,8 @@ def validate(model: SiamNet, loader, cfg: TrainConfig) -> dict:
 
 
 def save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, extra: dict | None = None) -> None:
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": asdict(cfg),
-             "backbone": cfg.backbone, "modes": model.backbone.modes(),
-             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-             **(extra or {})}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a kill mid-save never corrupts last.pt
+    write_run(path, model.state_dict(), step, optimizer=opt.state_dict(), config=plain(asdict(cfg)),
+              backbone=cfg.backbone, modes=model.backbone.modes(), **(extra or {}))
 
 
 def _log(fh, rec: dict) -> None:
@@ -200,8 +196,8 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
     out.mkdir(parents=True, exist_ok=True)
     model = model or SiamNet(cfg.backbone)
     if cfg.init and not (out / "last.pt").exists():
-        state = torch.load(cfg.init, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"] if "model" in state else state)
+        state, _, _ = read_model(cfg.init)
+        model.load_state_dict(state)
     if cfg.bf16 and not torch.cuda.is_available() and not native_bf16() and rank == 0:
         print("bf16 requested, but this CPU has no native bf16 (avx512_bf16/amx_bf16): training in fp32, "
               "which is several times faster here", flush=True)
@@ -215,13 +211,11 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
     start = 0
     ckpt = out / "last.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = read_run(ckpt)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        set_rng_state(state["rng"])
         if rank == 0:
             print(f"resuming {out} at step {start}", flush=True)
     # FP-mode units leave their binary-path parameters unused, hence find_unused_parameters.

@@ -1,32 +1,25 @@
-"""Model zoo: checkpoint files with their spec, the manifest, and budget-based selection.
+"""Model zoo: load a model file into the tracker's network, the manifest, budget-based selection.
 
-A checkpoint is ``torch.save``d as::
-
-    {"format": "b2track-model/1", "spec": Spec.to_dict(),
-     "state": compress_state(SiamNet.state_dict(), spec.units, prefix="backbone."),
-     "meta": {...}}
-
-It holds tensors and plain containers only, so it loads with
-``weights_only=True`` (no pickled code runs). ``tracker/zoo/manifest.json``
-lists the shipped files; ``B2TRACK_ZOO`` points at another folder with the
-same layout (a user's own zoo, or a scratch zoo in tests).
+Model files are ``b2track-model/1`` (format owned by ``backbones.files``):
+the spec, the compressed weights and metadata, read with
+``weights_only=True`` so no pickled code runs. ``tracker/zoo/manifest.json``
+(format ``b2track-zoo/1``) lists the shipped files with their sha256, which
+is checked before a zoo file is used; ``B2TRACK_ZOO`` points at another
+folder with the same layout (a user's own zoo, or a scratch zoo in tests).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import warnings
+import tempfile
 from pathlib import Path
 
-import torch
-
 from backbones import Spec, SpecError
-from backbones.checkpoint import compress_state, decompress_state
+from backbones.files import FileFormatError, atomic_write_text, read_model, write_model
 
 from .model import SiamNet
 
-FORMAT = "b2track-model/1"
 MANIFEST_FORMAT = "b2track-zoo/1"
 ZOO_DIR = Path(__file__).with_name("zoo")
 BUDGET_EPS = 1e-6  # a spec's budget is a float sum; 0.3 must select a 0.2999999 entry
@@ -36,45 +29,49 @@ class ModelError(ValueError):
     """A checkpoint or zoo entry that cannot be used; the message is one line for the user."""
 
 
-# -- checkpoint files ---------------------------------------------------------
+# -- model files --------------------------------------------------------------
 
 def save_model(path, model: SiamNet, spec: Spec, meta: dict | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = compress_state(model.state_dict(), spec.units, prefix="backbone.")
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "spec": spec.to_dict(), "state": state, "meta": dict(meta or {})}, tmp)
-    os.replace(tmp, path)  # never leave a half-written checkpoint under the final name
-    return path
+    return write_model(path, model.state_dict(), spec.to_dict(), meta, prefix="backbone.")
 
 
-def load_model(path) -> tuple[SiamNet, Spec, dict]:
-    """Load a zoo checkpoint into an eval-mode SiamNet; any problem -> ModelError (one line)."""
+def load_model(path, sha256: str | None = None) -> tuple[SiamNet, Spec, dict]:
+    """Load a model file into an eval-mode SiamNet; any problem -> ModelError (one line).
+
+    With ``sha256`` (a zoo entry's), a file whose content differs is refused before it is read.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise ModelError(f"refusing {path}: its sha256 differs from the zoo manifest's (modified or damaged file)")
     try:
-        with warnings.catch_warnings():  # torch's pickle-protocol chatter would break the one-line contract
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, not a torch file, or pickled objects beyond tensors
-        raise ModelError(f"cannot read model {path}: not a b2track checkpoint or corrupt "
-                         f"({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ModelError(f"incompatible model {path}: format {found!r}, expected {FORMAT!r}")
+        state, spec_d, meta = read_model(path)
+    except FileFormatError as e:
+        raise ModelError(str(e)) from None
+    if spec_d is None:
+        raise ModelError(f"incompatible model {path}: a training checkpoint without a spec, not a model file "
+                         f"(make one with mixbin finetune or tools/build_zoo.py)")
     try:
-        spec = Spec.from_dict(ckpt.get("spec"))
+        spec = Spec.from_dict(spec_d)
     except SpecError as e:
         raise ModelError(f"incompatible model {path}: {e}") from None
     try:
         model = SiamNet(spec.backbone)
         model.backbone.set_modes(spec.units)
-        model.load_state_dict(decompress_state(ckpt["state"]))
+        model.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"incompatible model {path}: weights do not fit {spec.backbone}: {first}") from None
-    return model.eval(), spec, dict(ckpt.get("meta") or {})
+    return model.eval(), spec, meta
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # -- manifest and selection ---------------------------------------------------
@@ -92,7 +89,12 @@ def load_manifest(folder=None) -> list[dict]:
         raise ModelError(f"no zoo manifest at {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"zoo manifest {path} is not valid JSON: {e}") from None
-    entries = data.get("entries") if isinstance(data, dict) else None
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != MANIFEST_FORMAT:
+        newer = str(found).startswith("b2track-zoo/")
+        raise ModelError(f"zoo manifest {path}: format {found!r}"
+                         + (" was written by a newer b2track" if newer else "") + f"; this one reads {MANIFEST_FORMAT!r}")
+    entries = data.get("entries")
     if not isinstance(entries, list):
         raise ModelError(f"zoo manifest {path} has no 'entries' list")
     for e in entries:
@@ -100,6 +102,13 @@ def load_manifest(folder=None) -> list[dict]:
             raise ModelError(f"zoo manifest {path}: every entry needs 'file' and 'budget'")
         e["path"] = str(folder / e["file"])
     return entries
+
+
+def write_manifest(folder, entries: list[dict], about: str) -> Path:
+    """Write ``folder/manifest.json`` (atomically); ``entries`` without the ``path`` that loading adds."""
+    clean = [{k: v for k, v in e.items() if k != "path"} for e in entries]
+    text = json.dumps({"format": MANIFEST_FORMAT, "about": about, "entries": clean}, indent=2) + "\n"
+    return atomic_write_text(Path(folder) / "manifest.json", text)
 
 
 def check_budget(budget: float) -> float:
@@ -137,30 +146,70 @@ def cache_dir() -> Path:
     return Path(os.environ.get("B2TRACK_CACHE") or Path.home() / ".cache" / "b2track") / "models"
 
 
-def fetch(url: str) -> Path:
-    """Download a user's checkpoint once (gdown handles Google Drive links); cached by URL."""
-    out = cache_dir() / (hashlib.sha1(url.encode()).hexdigest()[:16] + ".pt")
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
+def fetch(url: str) -> tuple[Path, str]:
+    """Download a user's checkpoint once (gdown handles Google Drive links): (cached file, its sha256).
+
+    The cache is keyed by content: the file is ``<sha256>.pt`` and a small
+    ``urls/<hash of URL>`` note names it. The download lands in a ``.part``
+    file that is removed on any failure, and a file is only ever renamed to
+    its final name after its hash is known, so an interrupted download never
+    leaves something that later loads.
+    """
+    cache = cache_dir()
+    note = cache / "urls" / hashlib.sha256(url.encode()).hexdigest()[:32]
+    if note.is_file():
+        digest = note.read_text().strip()
+        if (cache / f"{digest}.pt").is_file():
+            return cache / f"{digest}.pt", digest
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(dir=cache, suffix=".part")
+    os.close(fd)
+    part = Path(part)
     try:
         import gdown
-        got = gdown.download(url, str(out) + ".part", quiet=False, fuzzy=True)
-    except Exception as e:
-        raise ModelError(f"could not download model from {url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if not got or not Path(str(out) + ".part").is_file():
-        raise ModelError(f"could not download model from {url}")
-    os.replace(str(out) + ".part", out)
-    return out
+        got = gdown.download(url, str(part), quiet=False, fuzzy=True)
+        if not got or not part.is_file() or part.stat().st_size == 0:
+            raise ModelError(f"could not download model from {url}")
+        digest = file_sha256(part)
+        os.replace(part, cache / f"{digest}.pt")
+    except ModelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - network, HTTP, disk: one line for the user
+        raise ModelError(f"could not download model from {url}: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    finally:
+        part.unlink(missing_ok=True)
+    atomic_write_text(note, digest + "\n")
+    return cache / f"{digest}.pt", digest
 
 
-def resolve(model: str | None, budget: float | None) -> tuple[Path, dict | None]:
-    """Checkpoint path for ``--model`` (path or URL) or, without it, the zoo entry for ``budget``."""
+def resolve(model: str | None, budget: float | None) -> tuple[Path, dict | None, str | None]:
+    """(checkpoint path, zoo entry or None, sha256 the file must have or None).
+
+    ``model`` is a path or URL (``--model``); without it, the zoo entry for
+    ``budget``. A path inside the zoo folder is checked against its manifest
+    entry too, and a downloaded file against the hash it was cached under.
+    """
     if budget is not None:
         check_budget(budget)
     if model:
         if model.startswith(("http://", "https://")):
-            return fetch(model), None
-        return Path(model).expanduser(), None
+            path, digest = fetch(model)
+            return path, None, digest
+        path = Path(model).expanduser()
+        entry = _zoo_entry_of(path)
+        return path, entry, (entry or {}).get("sha256")
     entry = select(1.0 if budget is None else budget)
-    return Path(entry["path"]), entry
+    return Path(entry["path"]), entry, entry.get("sha256")
+
+
+def _zoo_entry_of(path: Path) -> dict | None:
+    """The manifest entry of a file that sits in the zoo folder, if any."""
+    folder = zoo_dir()
+    try:
+        if path.resolve().parent != folder.resolve() or not (folder / "manifest.json").is_file():
+            return None
+        entries = load_manifest(folder)
+    except (OSError, ModelError):
+        return None
+    return next((e for e in entries if e["file"] == path.name), None)
