@@ -128,8 +128,11 @@ def batch_source(ds, batch_size: int, seed: int, workers: int):
     def source(start: int):
         rank, world = dist_info()
         sampler = StepSampler(len(ds), batch_size, start, BIG_STEP, seed, rank, world)
+        # Its own generator: without one, each new iterator draws a seed from the global RNG, and a
+        # resumed run, whose iterator starts after the checkpoint's RNG state is restored, would
+        # draw once more than an uninterrupted run and continue on another random stream.
         return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                           persistent_workers=False)
+                                           persistent_workers=False, generator=torch.Generator().manual_seed(seed))
     return source
 
 

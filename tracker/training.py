@@ -221,9 +221,12 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
     # FP-mode units leave their binary-path parameters unused, hence find_unused_parameters.
     ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     sampler = StepSampler(len(train_ds), cfg.batch_size, start, cfg.steps, cfg.seed, rank, world)
+    # Its own generator: without one, the iterator draws its workers' seed from the global RNG after
+    # the checkpoint's RNG state was restored, so a resumed run would continue on another stream.
     loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler,
                                          num_workers=cfg.workers, worker_init_fn=_worker_init,
-                                         persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+                                         persistent_workers=False, prefetch_factor=4 if cfg.workers else None,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
     val_loader = None
     if val_ds is not None and rank == 0:
         val_loader = torch.utils.data.DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
