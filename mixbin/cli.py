@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-BIG_STEP = 10 ** 9  # the train sampler's end: sources are cut by step counts, never exhausted
 
 
 def _fail(msg: str) -> NoReturn:
@@ -93,22 +92,22 @@ class TensorPairs:
 
 def load_pairs(data: str):
     """(train, val or None) from DIR: train/ + val/ shard folders, a shard folder,
-    train.pt (+ val.pt) tensor files, or a tracker.data JSON config file."""
+    train.pt (+ val.pt) tensor files, or a tracker.train.data JSON config file."""
     p = Path(data)
     if not p.exists():
         _fail(f"--data {data}: no such file or folder")
-    from tracker.data.paths import EvalDataError, check_training_path
+    from tracker.train.data.paths import EvalDataError, check_training_path
     try:
         check_training_path(p)  # the evaluation sequences never feed training
     except EvalDataError as e:
         _fail(str(e))
     try:
         if p.is_file() and p.suffix == ".json":
-            from tracker.data import make_datasets
+            from tracker.train.data import make_datasets
             return make_datasets(json.loads(p.read_text()))
         if (p / "train.pt").is_file():
             return TensorPairs(p / "train.pt"), (TensorPairs(p / "val.pt") if (p / "val.pt").is_file() else None)
-        from tracker.data.shards import ShardDataset
+        from tracker.train.data.shards import ShardDataset
         if (p / "train").is_dir():
             return ShardDataset(p / "train"), (ShardDataset(p / "val") if (p / "val").is_dir() else None)
         if any(p.glob("shard_*")):
@@ -116,24 +115,6 @@ def load_pairs(data: str):
     except (OSError, ValueError, KeyError) as e:
         _fail(f"--data {data}: {e}")
     _fail(f"--data {data}: expected train/ and val/ shard folders, shard_* folders, train.pt, or a .json data config")
-
-
-def batch_source(ds, batch_size: int, seed: int, workers: int):
-    """Start-step callable over ``ds`` with the tracker's StepSampler: resumable and DDP-sliced."""
-    import torch
-    from tracker.training import StepSampler
-
-    from mixbin.loop import dist_info
-
-    def source(start: int):
-        rank, world = dist_info()
-        sampler = StepSampler(len(ds), batch_size, start, BIG_STEP, seed, rank, world)
-        # Its own generator: without one, each new iterator draws a seed from the global RNG, and a
-        # resumed run, whose iterator starts after the checkpoint's RNG state is restored, would
-        # draw once more than an uninterrupted run and continue on another random stream.
-        return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                           persistent_workers=False, generator=torch.Generator().manual_seed(seed))
-    return source
 
 
 def fixed_batches(ds, batch_size: int, n: int) -> list:
@@ -148,14 +129,9 @@ def fixed_batches(ds, batch_size: int, n: int) -> list:
 # -- wiring: model and loss ----------------------------------------------------------
 
 def task(args):
-    """(loss_fn(model, batch) -> (loss, response), TrainConfig) for SiamFC pairs."""
-    from tracker.training import TrainConfig, pair_loss
-    cfg = TrainConfig(bf16=not args.fp32, channels_last=not args.fp32)
-
-    def loss_fn(model, batch):  # model may be DDP-wrapped; pair_loss looks through it
-        loss, resp, _, _ = pair_loss(model, batch, cfg)
-        return loss, resp
-    return loss_fn, cfg
+    """The tracker's SiamFC pair task as MixBin's ``loss_fn(model, batch) -> (loss, response)``."""
+    from tracker.train import PairTask
+    return PairTask(bf16=not args.fp32, channels_last=not args.fp32)
 
 
 def build_net(backbone: str, state: dict | None, fp32: bool):
@@ -237,14 +213,14 @@ def _start_run(args, marker: str, done_msg: str):
     stdout); else (out folder, train pairs, val pairs or None, rank), with the
     data loaded and the process group joined.
     """
-    from mixbin.loop import dist_info, maybe_init_distributed
+    from backbones.harness import dist_info, init_distributed
     out = Path(args.out)
     if (out / marker).is_file():
         print(f"{out / marker} exists: {done_msg}")
         return None
     train_ds, val_ds = load_pairs(args.data)
     _setup_threads(args.threads)
-    maybe_init_distributed()
+    init_distributed()
     rank, _ = dist_info()
     return out, train_ds, val_ds, rank
 
@@ -288,11 +264,12 @@ def cmd_search(args) -> None:
     net = build_net(backbone, state, args.fp32)
     if state is None and rank == 0:
         print("mixbin: warning: no --teacher; searching from random weights", file=sys.stderr)
-    loss_fn, _ = task(args)
+    from tracker.train import pair_batches
+    loss_fn = task(args)
     val = fixed_batches(val_ds if val_ds is not None else train_ds, args.batch_size, args.val_batches)
     out.mkdir(parents=True, exist_ok=True)
     inp = StrategyInputs(model=net, loss_fn=loss_fn,
-                         train_batches=batch_source(train_ds, args.batch_size, seed, args.workers),
+                         train_batches=pair_batches(train_ds, args.batch_size, seed, args.workers),
                          val_batches=val, budget=args.budget if args.budget is not None else 1.0, seed=seed,
                          steps=args.steps, out_dir=out, progress=not args.no_progress,
                          provenance={"data": str(args.data), "teacher": t_desc, "batch_size": args.batch_size},
@@ -353,14 +330,14 @@ def cmd_finetune(args) -> None:
     student.backbone.set_modes(spec.units)
     masks = masks_from_spec(spec, student.backbone)
     handles = attach_masks(student.backbone, masks) if masks else []
-    loss_fn, tcfg = task(args)
+    from tracker.train import pair_batches
+    loss_fn = task(args)
     val_fn = None
     if val_ds is not None:
-        from tracker.training import validate
+        from tracker.train import validate
         loader = fixed_batches(val_ds, args.batch_size, args.val_batches)
-        tcfg.val_batches = len(loader)
-        val_fn = lambda m: validate(m, loader, tcfg)  # noqa: E731
-    summary = finetune(student, loss_fn, batch_source(train_ds, args.batch_size, cfg.seed, args.workers), cfg, out,
+        val_fn = lambda m: validate(m, loader, loss_fn, len(loader))  # noqa: E731
+    summary = finetune(student, loss_fn, pair_batches(train_ds, args.batch_size, cfg.seed, args.workers), cfg, out,
                        teacher=teacher, val_fn=val_fn, progress=not args.no_progress)
     if rank != 0:
         return
@@ -381,7 +358,7 @@ def cmd_finetune(args) -> None:
 def _common(p) -> None:
     p.add_argument("--data", required=True,
                    help="pairs: DIR with train/ and val/ shard folders (tools/pregenerate_pairs.py), "
-                   "a shard folder, DIR with train.pt/val.pt tensor files, or a tracker.data JSON config")
+                   "a shard folder, DIR with train.pt/val.pt tensor files, or a tracker.train.data JSON config")
     p.add_argument("--out", required=True, help="output folder; re-running resumes there and skips finished work")
     p.add_argument("--steps", type=int, help="optimisation steps (search: mixbin/prune only)")
     p.add_argument("--seed", type=int, help="seed of the strategy / of the batch order (default 0)")

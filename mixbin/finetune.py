@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
+from backbones.harness import (Run, batches_from, cycle, decay_groups, init_distributed, lr_at, set_lr,
+                               sync_buffers, wrap_ddp)
+
 from .calibrate import init_binary_paths
 from .distill import FeatureTap, feature_loss, get_distill
-from backbones.files import plain, read_run, set_rng_state, write_run
-
-from .loop import (JsonLog, batches_from, cycle, dist_info, lr_at, maybe_init_distributed, progress_bar,
-                   split_output, sync_buffers, wrap_ddp)
+from .loop import split_output
 
 
 @dataclass
@@ -47,29 +47,16 @@ class FinetuneConfig:
 def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_dir=None,
              teacher: torch.nn.Module | None = None, distill_fn=None, val_fn=None, progress: bool = False) -> dict:
     """Train ``model`` in place; returns a summary (steps, last losses, validation, wall time)."""
-    maybe_init_distributed()
-    rank, world = dist_info()
+    init_distributed()
     torch.manual_seed(cfg.seed)
-    out = Path(out_dir) if out_dir is not None else None
-    ckpt = out / "finetune.pt" if out is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    start, elapsed = 0, 0.0
-    if ckpt is not None and ckpt.exists():
-        st = read_run(ckpt)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        start, elapsed = int(st["step"]), float(st.get("wall_time_s", 0.0))
-        set_rng_state(st["rng"])
-    elif cfg.calib_batches > 0:
-        init_binary_paths(model, loss_fn, batches_from(batches, 0), cfg.calib_batches)
-    if out is not None and rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    log = JsonLog(out / "log.jsonl" if out is not None and rank == 0 else None)
-    if start == 0:
-        log(event="start", config=asdict(cfg), world=world, time=time.time())
+    opt = torch.optim.AdamW(decay_groups(params, cfg.weight_decay), lr=cfg.lr)
+    run = Run(out_dir, "finetune.pt", {"model": model, "optimizer": opt}, cfg.steps, "finetune", progress,
+              config=asdict(cfg))
+    if run.start == 0:
+        if cfg.calib_batches > 0:
+            init_binary_paths(model, loss_fn, batches_from(batches, 0), cfg.calib_batches)
+        run.log(event="start", config=asdict(cfg), world=run.world, time=time.time())
 
     distill = distill_fn or get_distill(cfg.distill)
     use_teacher = teacher is not None and (cfg.distill_weight > 0 or cfg.feature_weight > 0)
@@ -77,22 +64,15 @@ def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_
         teacher.eval()  # its forward runs under no_grad; its parameters are left as they are
     taps = (FeatureTap(model), FeatureTap(teacher)) if use_teacher and cfg.feature_weight > 0 else None
 
-    def save(step: int, wall: float) -> None:
-        if ckpt is not None and rank == 0:
-            write_run(ckpt, model.state_dict(), step, optimizer=opt.state_dict(), wall_time_s=wall,
-                      config=plain(asdict(cfg)))
-
     fwd = wrap_ddp(model)
     model.train()
-    bar = progress_bar(progress and rank == 0, cfg.steps, start, "finetune")
-    it = cycle(batches, start)
-    t0 = time.perf_counter()
-    step, rec, val = start, {}, {}
+    it = cycle(batches, run.start)
+    run.begin()
+    step, rec, val = run.start, {}, {}
     try:
         while step < cfg.steps:
             lr = lr_at(step, cfg.steps, cfg.lr, min(cfg.warmup_steps, max(1, cfg.steps // 10)), cfg.final_lr_ratio)
-            for g in opt.param_groups:
-                g["lr"] = lr
+            set_lr(opt, lr)
             batch = next(it)
             task, out_s = split_output(loss_fn(fwd, batch))
             loss = cfg.task_weight * task
@@ -114,25 +94,22 @@ def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_
             opt.step()
             step += 1
             rec["loss"] = float(loss.detach())
-            if bar:
-                bar.update(1)
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", lr=f"{lr:.1e}")
+            run.tick(loss=rec["loss"], lr=f"{lr:.1e}")
             if step % cfg.log_every == 0 or step == cfg.steps:
-                log(step=step, lr=lr, grad_norm=float(gnorm), **rec, time=time.time())
+                run.log(step=step, lr=lr, grad_norm=float(gnorm), **rec, time=time.time())
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                save(step, elapsed + time.perf_counter() - t0)
-            if val_fn is not None and rank == 0 and cfg.val_every and step % cfg.val_every == 0 and step < cfg.steps:
-                log(step=step, **val_fn(model), time=time.time())
+                run.save(step)
+            if val_fn is not None and run.rank == 0 and cfg.val_every and step % cfg.val_every == 0 and step < cfg.steps:
+                run.log(step=step, **val_fn(model), time=time.time())
     finally:
-        if bar:
-            bar.close()
+        run.close_bar()
         if taps:
             for t in taps:
                 t.close()
-    wall = elapsed + time.perf_counter() - t0
+    wall = run.wall()
     sync_buffers(model)
-    if val_fn is not None and rank == 0:
+    if val_fn is not None and run.rank == 0:
         val = val_fn(model)
-        log(step=step, **val, time=time.time())
-    log.close()
+        run.log(step=step, **val, time=time.time())
+    run.close()
     return {"steps": step, **rec, **val, "wall_time_s": wall}

@@ -16,15 +16,16 @@ Concatenations between units are not supported.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 
 from backbones import Spec, unit_costs
+from backbones.harness import Run, cycle, init_distributed, lr_at, ramp, sync_buffers, wrap_ddp
 
 from .gates import heaviside
-from .loop import GatedRun, find_backbone, gate_step, lr_at, maybe_init_distributed, ramp, split_output, sync_buffers
+from .loop import find_backbone, gate_step, split_output
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def masks_from_spec(spec: Spec, backbone) -> dict[str, torch.Tensor] | None:
 
 def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out_dir=None, progress: bool = False,
                  input_size: int | None = None, backbone_name: str | None = None) -> PruneResult:
-    maybe_init_distributed()
+    init_distributed()
     backbone = find_backbone(model)
     backbone.set_all("fp")
     size = input_size or backbone.search_size
@@ -266,11 +267,15 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
     weights = [p for p in model.parameters() if p.requires_grad]
     opt_w = torch.optim.AdamW(weights, lr=cfg.lr_weights, weight_decay=0.0) if cfg.lr_weights > 0 else None
 
-    run = GatedRun(out_dir, "prune.pt", model, gates, opt_g, opt_w, cfg, progress, f"prune b={cfg.budget}")
+    run = Run(out_dir, "prune.pt", {"model": model, "gates": gates, "opt_gates": opt_g, "opt_weights": opt_w},
+              cfg.steps, f"prune b={cfg.budget}", progress, config=asdict(cfg))
 
     current: dict[str, torch.Tensor] = {}
     handles = attach_masks(backbone, {n: (lambda n=n: current[n]) for n in geoms})
-    fwd, it = run.begin(model, batches)
+    fwd = wrap_ddp(model)
+    model.train()
+    it = cycle(batches, run.start)
+    run.begin()
     step = run.start
     try:
         while step < cfg.steps:
@@ -289,7 +294,7 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
                 for t in gates.theta:
                     t.clamp_(-lim, lim)
             step += 1
-            run.tick(task, cost)
+            run.tick(task=float(task.detach()), cost=float(cost.detach()))
             if step % cfg.log_every == 0 or step == cfg.steps:
                 run.log(step=step, task_loss=float(task.detach()), expected_cost=float(cost.detach()),
                         crispness=float(crisp.detach()), w_crisp=w_crisp, time=time.time())
@@ -311,5 +316,5 @@ def prune_search(model: torch.nn.Module, loss_fn, batches, cfg: PruneConfig, out
     spec = Spec.build(backbone_name or backbone.name, {n: "fp" for n in geoms}, size, prov,
                       {n: c.macs for n, c in unit_costs(backbone, size).items()})
     run.log(event="selected", pruned_budget=real, kept={n: int(m.sum()) for n, m in masks.items()}, time=time.time())
-    run.log.close()
+    run.close()
     return PruneResult(spec, masks, real, wall)

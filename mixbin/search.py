@@ -13,14 +13,15 @@ within ``select_tol`` of the closest achievable (default: the contract's
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from backbones import Spec, unit_costs
+from backbones.harness import Run, cycle, init_distributed, lr_at, ramp, sync_buffers, wrap_ddp
 
 from .gates import UnitGates, crisp_weights, gates_cost, uniform_gate_for_budget
-from .loop import GatedRun, find_backbone, gate_step, lr_at, maybe_init_distributed, ramp, split_output, sync_buffers
+from .loop import find_backbone, gate_step, split_output
 from .select import Selection, capacity, select_modes
 
 
@@ -74,7 +75,7 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
     ``out_dir``: where ``search.pt`` (resume state) and ``log.jsonl`` go; the run
     resumes from ``search.pt`` if it is there.
     """
-    maybe_init_distributed()
+    init_distributed()
     backbone = find_backbone(model)
     name = backbone_name or backbone.name
     size = input_size or backbone.search_size
@@ -92,9 +93,13 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
     weights = [p for p in model.parameters() if p.requires_grad]
     opt_w = torch.optim.AdamW(weights, lr=cfg.lr_weights, weight_decay=cfg.weight_decay) if cfg.lr_weights > 0 else None
 
-    run = GatedRun(out_dir, "search.pt", model, gates, opt_g, opt_w, cfg, progress, f"search b={cfg.budget}")
+    run = Run(out_dir, "search.pt", {"model": model, "gates": gates, "opt_gates": opt_g, "opt_weights": opt_w},
+              cfg.steps, f"search b={cfg.budget}", progress, config=asdict(cfg))
 
-    fwd, it = run.begin(model, batches)
+    fwd = wrap_ddp(model)
+    model.train()
+    it = cycle(batches, run.start)
+    run.begin()
     step = run.start
     try:
         while step < cfg.steps:
@@ -115,7 +120,7 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
                 lim = cfg.logit_clip / gates.beta
                 gates.theta.clamp_(-lim, lim)
             step += 1
-            run.tick(task, cost)
+            run.tick(task=float(task.detach()), cost=float(cost.detach()))
             if step % cfg.log_every == 0 or step == cfg.steps:
                 run.log(step=step, task_loss=float(task.detach()), expected_cost=float(cost.detach()),
                         crispness=float(crisp.detach()),
@@ -141,7 +146,7 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
             "expected_cost": round(exp_cost, 5), "search_wall_time_s": round(wall, 1)}
     spec = Spec.build(name, sel.modes, size, prov, macs)
     run.log(event="selected", budget=spec.budget, units=spec.units, time=time.time())
-    run.log.close()
+    run.close()
     return SearchResult(spec, final, exp_cost, sel, wall)
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from backbones import Spec, unit_costs
+from backbones.harness import JsonLog, batches_from
 
 from . import baselines
 from .calibrate import init_binary_paths
-from .loop import JsonLog, batches_from, find_backbone
+from .loop import find_backbone
 from .measure import assignment_loss, binarization_error
 from .prune import PruneConfig, prune_search
 from .search import SearchConfig, search

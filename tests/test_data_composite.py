@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.data.composite import CompositeSource, Stamp, paste
-from tracker.data.crops import crop, warp
+from tracker.train.data.composite import CompositeSource, Stamp, paste
+from tracker.train.data.crops import crop, warp
 
 CACHE = Path(__file__).resolve().parents[1] / "data_cache"
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.data.crops import context_size, crop, crop_matrix, decode_factor, read_for_box
+from tracker.train.data.crops import context_size, crop, crop_matrix, decode_factor, read_for_box
 
 
 def _centroid(mask: np.ndarray) -> tuple[float, float]:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from tracker.data import DataConfig, EvalDataError, PairDataset, ShardDataset, build_sources, make_datasets, make_loader
-from tracker.data.augment import AugConfig
-from tracker.data.paths import check_training_path
-from tracker.data.video import load_plain
+from tracker.train.data import DataConfig, EvalDataError, PairDataset, ShardDataset, build_sources, make_datasets, make_loader
+from tracker.train.data.augment import AugConfig
+from tracker.train.data.paths import check_training_path
+from tracker.train.data.video import load_plain
 from tool_import import load_tool
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.data.base import split_names
-from tracker.data.still import StillImage, StillSource, image_size, load_yolo
-from tracker.data.video import VideoSource, load_got10k, load_lasot, load_plain, load_sequences, load_trackingnet
+from tracker.train.data.base import split_names
+from tracker.train.data.still import StillImage, StillSource, image_size, load_yolo
+from tracker.train.data.video import VideoSource, load_got10k, load_lasot, load_plain, load_sequences, load_trackingnet
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TRAINING = SHARED / "data" / "training"

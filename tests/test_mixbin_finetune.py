@@ -101,7 +101,7 @@ def test_finetune_resumes_after_interruption_exactly(teacher, tmp_path):
     run, _ = student_of(teacher)
     with pytest.raises(_Stop):
         finetune(run, loss_fn, dying, cfg, tmp_path / "run", teacher=teacher)
-    assert torch.load(tmp_path / "run" / "finetune.pt", weights_only=False)["step"] == 8
+    assert torch.load(tmp_path / "run" / "finetune.pt", weights_only=True)["step"] == 8
     again, _ = student_of(teacher)  # a fresh process: weights come from the checkpoint
     summary = finetune(again, loss_fn, source, cfg, tmp_path / "run", teacher=teacher)
     assert summary["steps"] == 24
@@ -145,4 +145,4 @@ def test_finetune_under_ddp_keeps_replicas_identical(teacher, tmp_path):
     assert all(p.exitcode == 0 for p in procs)
     a, b = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert torch.load(tmp_path / "finetune.pt", weights_only=False)["step"] == 4
+    assert torch.load(tmp_path / "finetune.pt", weights_only=True)["step"] == 4

@@ -167,7 +167,7 @@ def test_search_resumes_where_it_stopped(teacher, tmp_path):
             yield make_batch(5 * 7919 + k, 16)
     with pytest.raises(_Stop):
         search(copy.deepcopy(teacher), loss_fn, dying, cfg, out_dir=tmp_path)
-    assert torch.load(tmp_path / "search.pt", weights_only=False)["step"] == 20
+    assert torch.load(tmp_path / "search.pt", weights_only=True)["step"] == 20
     res = search(copy.deepcopy(teacher), loss_fn, source(), cfg, out_dir=tmp_path)
     assert res.gates == ref.gates and res.spec.units == ref.spec.units
     assert Spec.from_dict(res.spec.to_dict()).budget == res.spec.budget

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from backbones import Backbone, ConvUnit, Spec, list_backbones, register
 from tracker import crops
-from tracker.losses import balanced_logistic_loss, siamfc_labels
+from tracker.train.losses import balanced_logistic_loss, siamfc_labels
 from tracker.model import SiamNet
 
 TINY = "tiny-test"

@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 from tests.helpers.synthetic import TINY, SyntheticPairs, train_slowly
-from tracker.losses import balanced_logistic_loss, siamfc_labels
-from tracker.training import TrainConfig, lr_at, train
+from tracker.train.losses import balanced_logistic_loss, siamfc_labels
+from backbones.harness import lr_at
+from tracker.train import PairTask, TrainConfig, train
 
 
 def _cfg(out, **kw):
@@ -32,9 +33,12 @@ def test_labels_and_balanced_loss_by_hand():
 
 
 def test_lr_schedule_warms_up_and_decays():
-    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, final_lr_ratio=0.1)
-    assert lr_at(0, cfg) == 0.1 and lr_at(9, cfg) == 1.0
-    assert abs(lr_at(100, cfg) - 0.1) < 1e-9 and lr_at(50, cfg) < 1.0
+    def lr(step):
+        return lr_at(step, 100, 1.0, 10, 0.1)
+    assert lr(0) == 0.1 and lr(9) == 1.0
+    assert abs(lr(100) - 0.1) < 1e-9 and lr(50) < 1.0
+    assert abs(lr_at(55, 100, 1.0, 10, 0.1) - 0.55) < 1e-9  # cosine midpoint: halfway between lr and final
+    assert abs(lr_at(55, 100, 1.0, 10, 0.1, "exp") - 0.1 ** 0.5) < 1e-9
 
 
 def _records(out):
@@ -62,12 +66,12 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and proc.is_alive():
         ck = killed / "last.pt"
-        if ck.exists() and torch.load(ck, weights_only=False)["step"] >= 4:
+        if ck.exists() and torch.load(ck, weights_only=True)["step"] >= 4:
             break
         time.sleep(0.1)
     proc.kill()  # SIGKILL: no cleanup, no final checkpoint
     proc.join()
-    step = torch.load(killed / "last.pt", weights_only=False)["step"]
+    step = torch.load(killed / "last.pt", weights_only=True)["step"]
     assert 4 <= step < 16
     resumed = train(_cfg(killed, steps=16), SyntheticPairs(64), progress=False)
     steps = [r["step"] for r in _records(killed) if "loss" in r]
@@ -76,7 +80,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path):
         assert torch.equal(a, b), k
 
 
-def test_resume_is_exact(tmp_path):
+def test_resume_is_exact(tmp_path, monkeypatch):
     """Stop after 8 of 16 steps (same schedule), resume, and match an uninterrupted run bit for bit."""
     torch.manual_seed(0)
     full = train(_cfg(tmp_path / "full", steps=16), SyntheticPairs(64), progress=False)
@@ -84,24 +88,23 @@ def test_resume_is_exact(tmp_path):
     torch.manual_seed(0)
     cfg = _cfg(part, steps=16)
     # Interrupt by raising KeyboardInterrupt inside the loop at step 9 (after the step-8 checkpoint).
-    import tracker.training as tt
-    orig = tt.pair_loss
+    # (8 training steps + 2 validation batches at step 6 = 10 loss calls before step 9's.)
+    orig = PairTask.loss
     calls = {"n": 0}
 
-    def interrupting(*a, **k):
+    def interrupting(self, *a, **k):
         calls["n"] += 1
         if calls["n"] == 11:
             raise KeyboardInterrupt
-        return orig(*a, **k)
+        return orig(self, *a, **k)
 
-    tt.pair_loss = interrupting
-    try:
-        train(cfg, SyntheticPairs(64), progress=False)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        tt.pair_loss = orig
-    assert torch.load(part / "last.pt", weights_only=False)["step"] == 8
+    with monkeypatch.context() as m:
+        m.setattr(PairTask, "loss", interrupting)
+        try:
+            train(cfg, SyntheticPairs(64), progress=False)
+        except KeyboardInterrupt:
+            pass
+    assert torch.load(part / "last.pt", weights_only=True)["step"] == 8
     torch.manual_seed(999)
     resumed = train(cfg, SyntheticPairs(64), progress=False)
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
@@ -122,7 +125,7 @@ def test_ddp_two_processes_keep_replicas_identical(tmp_path):
 
 
 def test_bf16_only_where_the_cpu_has_it(tmp_path):
-    from tracker.training import native_bf16
+    from tracker.train import native_bf16
     zen4 = tmp_path / "zen4"
     zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vpopcntdq\n")
     avx2 = tmp_path / "avx2"

@@ -53,15 +53,14 @@ def done_keys(results: Path) -> set:
 
 
 def validate_checkpoint(path: Path, data: str, batches: int, batch_size: int) -> dict:
-    from tracker.training import TrainConfig, validate
+    from tracker.train import PairTask, validate
     from tracker.zoo import load_model
     _, val_ds = mixbin_cli.load_pairs(data)
     if val_ds is None:
         raise SystemExit(f"bench: --data {data} has no validation split")
     model, spec, _ = load_model(path)
-    cfg = TrainConfig(val_batches=batches, batch_size=batch_size)
     loader = mixbin_cli.fixed_batches(val_ds, batch_size, batches)
-    return validate(model, loader, cfg)
+    return validate(model, loader, PairTask(), batches)
 
 
 def track_eval(path: Path, name: str, args) -> dict:

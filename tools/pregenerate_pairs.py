@@ -8,8 +8,8 @@
 
 Resumable: complete shards are kept, missing ones generated (item k of shard s
 is dataset index s*shard_size+k, whatever the number of workers). Read them
-with tracker.data.ShardDataset. --config takes a JSON file or JSON text with
-tracker.data.DataConfig options (weights, aug, ...).
+with tracker.train.data.ShardDataset. --config takes a JSON file or JSON text with
+tracker.train.data.DataConfig options (weights, aug, ...).
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tracker.data.dataset import (DATA_VERSION, DataConfig, make_train_dataset, make_val_dataset,  # noqa: E402
+from tracker.train.data.dataset import (DATA_VERSION, DataConfig, make_train_dataset, make_val_dataset,  # noqa: E402
                                   worker_init_fn)
-from tracker.data.shards import ShardDataset, shard_complete, shard_name, write_shard  # noqa: E402
+from tracker.train.data.shards import ShardDataset, shard_complete, shard_name, write_shard  # noqa: E402
 
 _DS = None
 
@@ -90,7 +90,7 @@ def contact_sheet(ds, path: Path, n: int = 24, seed: int = 0) -> Path:
 
 def bench(cfg: dict, split: str, n: int) -> int:
     """pairs/s of one single-threaded worker; CPU-time rate too, which is what an idle core gives."""
-    from tracker.data.dataset import PairDataset
+    from tracker.train.data.dataset import PairDataset
     worker_init_fn()
     ds = _build(cfg, split, max(n, 1))
     mixes = {"mixed": ds} | {k: PairDataset({k: ds.sources[k]}, {k: 1.0}, n, ds.seed, ds.aug, split)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                     return 2
                 for d in out.glob("shard_*"):
                     shutil.rmtree(d)
-        meta_f.write_text(json.dumps({**settings, "n": args.n, "format": "tracker.data.shards v1"}, indent=1))
+        meta_f.write_text(json.dumps({**settings, "n": args.n, "format": "tracker.train.data.shards v1"}, indent=1))
         for d in out.glob("shard_*.tmp"):
             shutil.rmtree(d)  # left by a killed run
         n_sh = math.ceil(args.n / args.shard_size)

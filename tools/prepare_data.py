@@ -6,7 +6,7 @@
 Idempotent: a package is downloaded (`apt-get download`) and unpacked (only the
 paths we use) once; a `.done` marker records it. Backgrounds are re-encoded at
 <= 1024 px and stamps at <= 320 px so that pair generation never decodes
-wallpaper-sized files. Writes `<cache>/index.json`, read by tracker.data.
+wallpaper-sized files. Writes `<cache>/index.json`, read by tracker.train.data.
 
 Exit status 2 when a source is missing (unless --allow-missing).
 """

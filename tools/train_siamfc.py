@@ -12,13 +12,14 @@ resumes from its last checkpoint.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tracker.training import TrainConfig, train  # noqa: E402
+from tracker.train import TrainConfig, train  # noqa: E402
 
 
 def _check_files(cfg: TrainConfig) -> None:
@@ -54,17 +55,18 @@ def main(argv=None):
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if f.name != "data"})
     _check_files(cfg)
     if a.train_shards:
-        from tracker.data.shards import ShardDataset
+        from tracker.train.data.shards import ShardDataset
         train_ds = ShardDataset(a.train_shards)
         val_ds = ShardDataset(a.val_shards) if a.val_shards else None
-        cfg.data = {"train_shards": a.train_shards, "val_shards": a.val_shards, "pairs": len(train_ds)}
+        data = {"train_shards": a.train_shards, "val_shards": a.val_shards, "pairs": len(train_ds)}
     else:
-        from tracker.data import make_datasets
+        from tracker.train.data import make_datasets
         data_cfg = {"cache": a.cache, "seed": cfg.seed}
         if a.weights:
             data_cfg["weights"] = {k: float(v) for k, v in (kv.split("=") for kv in a.weights.split(","))}
         train_ds, val_ds = make_datasets(data_cfg)
-        cfg.data = data_cfg
+        data = data_cfg
+    cfg = dataclasses.replace(cfg, data=data)  # the config itself is frozen
     from backbones.files import FileFormatError
     try:
         train(cfg, train_ds, val_ds)

@@ -14,7 +14,7 @@ __all__ = ["CHANNELS", "create_tracker", "list_trackers"]
 
 
 def __getattr__(name):
-    # Lazy: `import tracker` (e.g. for tracker.data in a DataLoader worker) must not pull in the zoo and kernels.
+    # Lazy: `import tracker` (e.g. for tracker.train.data in a DataLoader worker) must not pull in the zoo and kernels.
     if name in ("create_tracker", "list_trackers"):
         from . import api
         return getattr(api, name)

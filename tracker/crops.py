@@ -1,6 +1,6 @@
 """Inference-time crops: square patches around a centre, batched over scales.
 
-Same geometry as training (tracker/data/crops.py): boxes are x,y,w,h with
+Same geometry as training (tracker/train/data/crops.py): boxes are x,y,w,h with
 (x, y) the top-left edge, the target centre in pixel-centre coordinates is
 (x + (w-1)/2, y + (h-1)/2) and maps to the crop centre ((size-1)/2). Padding
 is the image's mean colour, as in SiamFC.

@@ -6,7 +6,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.helpers.synthetic import TINY, SyntheticPairs  # noqa: E402
-from tracker.training import TrainConfig, dist_info, train  # noqa: E402
+from backbones.harness import dist_info  # noqa: E402
+from tracker.train import TrainConfig, train  # noqa: E402
 
 out = Path(sys.argv[1])
 cfg = TrainConfig(backbone=TINY, out=str(out), steps=4, batch_size=4, ckpt_every=2, log_every=1, val_every=1000,

@@ -51,7 +51,7 @@ class SlowPairs(SyntheticPairs):
 
 def train_slowly(out):
     """Child-process target: the tests' 16-step run on slow data."""
-    from tracker.training import TrainConfig, train
+    from tracker.train import TrainConfig, train
     torch.manual_seed(0)
     cfg = TrainConfig(backbone=TINY, out=out, steps=16, batch_size=4, ckpt_every=4, log_every=1, val_every=6,
                       val_batches=2, workers=0, threads=1, warmup_steps=3, bf16=False, channels_last=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # tracker/train/data/paths.py -> the checkout
 SHARED = REPO.parent / "shared"
 DEFAULT_CACHE = REPO / "data_cache"
 

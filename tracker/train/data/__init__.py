@@ -1,9 +1,9 @@
 """Training pairs for the Siamese tracker: sources, SiamFC crops, augmentation, datasets, shards.
 
-    from tracker.data import make_datasets
+    from tracker.train.data import make_datasets
     train_ds, val_ds = make_datasets({"weights": {"video": 0.5, "still": 0.25, "composite": 0.25}})
 
-Item format: see tracker/data/dataset.py. Sources: tools/prepare_data.py
+Item format: see tracker/train/data/dataset.py. Sources: tools/prepare_data.py
 fills data_cache/ (stamps, backgrounds); ../shared/data/training holds the
 videos and COCO images. ../shared/data/sequences (evaluation) is refused.
 """

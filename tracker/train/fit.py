@@ -1,0 +1,161 @@
+"""Offline FP training of the tracker's network on the shared harness, resumably.
+
+Run it through ``tools/train_siamfc.py`` (plain or under ``torchrun``). A run
+directory holds ``last.pt`` (model, optimizer, RNG and step; b2track-run/1),
+``log.jsonl`` (one line per logged step and per validation), ``config.json``
+and ``curves.png``. Restarting with the same ``out`` resumes from
+``last.pt``; a kill loses at most ``ckpt_every`` steps.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from backbones.files import read_model
+from backbones.harness import Run, cycle, decay_groups, dist_info, init_distributed, lr_at, set_lr, wrap_ddp
+
+from ..model import SiamNet
+from .task import PairTask, native_bf16, pair_batches, validate
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of an FP training run; never changed once made (the run derives what it needs)."""
+    backbone: str = "resnet16-half"
+    out: str = "runs/fp"
+    steps: int = 10000
+    batch_size: int = 16  # per process
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    optimizer: str = "adamw"  # adamw | sgd
+    warmup_steps: int = 150
+    schedule: str = "cosine"  # cosine | exp
+    final_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    bf16: bool = True  # bf16 autocast on CPUs with native bf16 (see native_bf16); fp32 elsewhere
+    channels_last: bool = True
+    ckpt_every: int = 100
+    log_every: int = 10
+    val_every: int = 500
+    val_batches: int = 20
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0  # 0: leave torch's default
+    label_radius: float = 16.0
+    init: str = ""  # optional checkpoint to start the weights from
+    data: dict = field(default_factory=dict)  # handed to the dataset factory
+
+
+def make_optimizer(params, cfg: TrainConfig):
+    groups = decay_groups(params, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adamw | sgd)")
+
+
+def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None, progress: bool = True) -> SiamNet:
+    init_distributed()
+    rank, world = dist_info()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model or SiamNet(cfg.backbone)
+    if cfg.init and not (out / "last.pt").exists():
+        model.load_state_dict(read_model(cfg.init)[0])
+    if cfg.bf16 and not torch.cuda.is_available() and not native_bf16() and rank == 0:
+        print("bf16 requested, but this CPU has no native bf16 (avx512_bf16/amx_bf16): training in fp32, "
+              "which is several times faster here", flush=True)
+    channels_last = cfg.channels_last
+    if channels_last and world > 1 and not torch.cuda.is_available():
+        # torch 2.13 + gloo: channels-last tensors crash DDP's backward (SIGSEGV), seen here.
+        print("DDP on CPU: channels_last disabled", flush=True)
+        channels_last = False
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    task = PairTask(bf16=cfg.bf16, channels_last=channels_last, label_radius=cfg.label_radius)
+    opt = make_optimizer(model.parameters(), cfg)
+    run = Run(out, "last.pt", {"model": model, "optimizer": opt}, cfg.steps, "train", progress, config=asdict(cfg),
+              extra={"backbone": cfg.backbone, "modes": model.backbone.modes()})
+    if run.start and rank == 0:
+        print(f"resuming {out} at step {run.start}", flush=True)
+    if rank == 0 and run.start == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    ddp = wrap_ddp(model)
+    batches = cycle(pair_batches(train_ds, cfg.batch_size, cfg.seed, cfg.workers), run.start)
+    val_loader = None
+    if val_ds is not None and rank == 0:
+        val_loader = torch.utils.data.DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
+    model.train()
+    run.begin()
+    step, t_last, wait, busy, pairs_since = run.start, time.perf_counter(), 0.0, 0.0, 0
+    try:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            batch = next(batches)
+            t1 = time.perf_counter()
+            lr = lr_at(step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.final_lr_ratio, cfg.schedule)
+            set_lr(opt, lr)
+            loss = task.loss(ddp, batch)[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            t2 = time.perf_counter()
+            wait += t1 - t0
+            busy += t2 - t1
+            pairs_since += cfg.batch_size * world
+            run.tick(loss=float(loss.detach()), lr=f"{lr:.1e}")
+            if step % cfg.log_every == 0:
+                now = time.perf_counter()
+                run.log(step=step, loss=float(loss.detach()), lr=lr, grad_norm=float(gnorm),
+                        pairs_per_s=pairs_since / (now - t_last), data_wait=wait / max(1e-9, wait + busy),
+                        time=time.time())
+                t_last, wait, busy, pairs_since = now, 0.0, 0.0, 0
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                run.save(step)
+            if val_loader is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                run.log(step=step, **validate(model, val_loader, task, cfg.val_batches), time=time.time())
+    finally:
+        run.close()
+    if rank == 0:
+        plot_curves(out)
+    return model
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """Loss / lr / validation curves of a run as PNG."""
+    run_dir = Path(run_dir)
+    recs = [json.loads(l) for l in (run_dir / "log.jsonl").read_text().splitlines() if l.strip()] if (run_dir / "log.jsonl").exists() else []
+    if not recs:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tr = [r for r in recs if "loss" in r]
+    va = [r for r in recs if "val_loss" in r]
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    if tr:
+        ax[0].plot([r["step"] for r in tr], [r["loss"] for r in tr], lw=0.8, label="train")
+    if va:
+        ax[0].plot([r["step"] for r in va], [r["val_loss"] for r in va], "o-", label="val")
+        ax[2].plot([r["step"] for r in va], [r["val_peak8"] for r in va], "o-")
+    ax[0].set(title="loss", xlabel="step")
+    ax[0].legend()
+    if tr:
+        ax[1].plot([r["step"] for r in tr], [r["lr"] for r in tr])
+    ax[1].set(title="learning rate", xlabel="step")
+    ax[2].set(title="val: peak within 8 px", xlabel="step", ylim=(0, 1))
+    fig.tight_layout()
+    path = run_dir / "curves.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
