@@ -390,13 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     s.set_defaults(func=cmd_summary)
 
-    from mixbin.strategies import STRATEGIES
+    from mixbin.strategies import STRATEGIES, describe_strategies
     s = sub.add_parser("search", help="make a B2NN spec for a budget (MixBin or a baseline)",
                        description="Writes OUT/spec.json, OUT/model.pt (b2track-model/1) and OUT/log.jsonl; "
                                    "mixbin/prune checkpoint to OUT/search.pt / OUT/prune.pt and resume from it.")
     s.add_argument("--backbone", help="backbone name (default: the teacher's)")
     s.add_argument("--budget", type=float, help="target cost / FP cost, in (0, 1] (not needed for fp, all-binary)")
-    s.add_argument("--strategy", default="mixbin", choices=STRATEGIES)
+    s.add_argument("--strategy", default="mixbin", choices=list(STRATEGIES), metavar="NAME",
+                   help="how units are chosen (default mixbin): " + describe_strategies())
     s.add_argument("--teacher", help="FP model checkpoint (tracker training last.pt or a zoo .pt)")
     s.add_argument("--input-size", type=int,
                    help="input size the budget is measured at (default: the backbone's search size)")

@@ -182,7 +182,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
     p.add_argument("--data", required=True, help="pairs with a val split (DIR with train/ and val/ shards)")
-    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     p.add_argument("--budgets", type=float, nargs="+", default=[0.15, 0.3, 0.5])
     p.add_argument("--random-seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--seed", type=int, default=0, help="seed of every non-random strategy")
