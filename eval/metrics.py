@@ -1,6 +1,6 @@
 """Tracking metrics, vectorised with numpy, as the official OTB-2015 and LaSOT toolkits define them.
 
-Definitions (../shared/GUIDE.md, "Metrics"):
+Definitions (OTB-2015 and LaSOT toolkits):
 - boxes are x, y, w, h; the centre is x + (w-1)/2, y + (h-1)/2;
 - success curve: fraction of frames with IoU > t for t = 0, 0.05, ..., 1; AUC = mean of the curve;
 - precision curve: fraction with centre error <= t px, t = 0..50; P@20 is its value at 20;

@@ -9,7 +9,7 @@ w_i: sample weights decaying with age), solved by a few conjugate-gradient
 iterations on the normal equations (ATOM/DiMP's optimiser without the
 learned parts). The filter has the exemplar's feature size, so its valid
 correlation over a search crop lands on exactly the SiamFC response grid and
-the two responses are fused 50/50 (the GUIDE's measured +0.09 AUC).
+the two responses are fused 50/50 (online adaptation was the largest single gain when measured on the dev sequences).
 
 Distractors (KeepTrack, Mayer et al. 2021, in spirit): local maxima of the
 fused response are kept as candidates with ids and associated frame to

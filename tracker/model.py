@@ -29,7 +29,7 @@ class XCorrHead(nn.Module):
     """xcorr followed by a BatchNorm on the response.
 
     A bare ``xcorr * 0.001 + bias`` head diverged when trained from scratch
-    here; normalising the response trains stably (GUIDE, lessons).
+    here; normalising the response (plus a 150-step warm-up) trains stably.
     """
 
     def __init__(self):

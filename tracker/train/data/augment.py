@@ -1,6 +1,6 @@
 """Pair-level augmentation: crop jitter, appearance changes, cutout occlusion.
 
-The GUIDE's measured lesson: easy pairs saturate in minutes; gains come from
+Measured here: easy pairs (COCO pairs cut from one image) saturate in minutes; gains come from
 occlusion, distractors, negatives, strong scale/aspect/rotation jitter and
 motion blur. Geometry goes into the crop warp (one interpolation); everything
 else runs on the 127/255 crops, which is cheap.

@@ -3,7 +3,7 @@
 Coordinates: boxes are x,y,w,h with (x, y) the top-left *edge* of the box, so a
 box covers the continuous interval [x, x+w). OpenCV places pixel centres at
 integers, hence the target centre in pixel-centre coordinates is
-(x + (w-1)/2, y + (h-1)/2) (the GUIDE's centre) and the crop centre is
+(x + (w-1)/2, y + (h-1)/2) (the OTB/LaSOT toolkits' centre) and the crop centre is
 ((size-1)/2, (size-1)/2). With no jitter the target centre maps exactly to the
 crop centre.
 """
