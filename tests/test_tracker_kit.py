@@ -118,7 +118,7 @@ def synthetic_pairs(rng, n: int):
         c = np.array([W / 2, H / 2])
         zx0, zy0 = int(c[0] - tw / 2), int(c[1] - th / 2)
         frame_z[zy0:zy0 + th, zx0:zx0 + tw] = patch
-        ext_z = crops.context_size((tw, th))
+        ext_z = crops.context_size(tw, th)
         ext_x = ext_z * 255 / 127
         k = ext_x / 255  # image px per search px
         off = rng.uniform(-56, 56, 2)  # target offset in search px (dy, dx)

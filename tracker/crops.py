@@ -1,35 +1,18 @@
 """Inference-time crops: square patches around a centre, batched over scales.
 
-Same geometry as training (tracker/train/data/crops.py): boxes are x,y,w,h with
-(x, y) the top-left edge, the target centre in pixel-centre coordinates is
-(x + (w-1)/2, y + (h-1)/2) and maps to the crop centre ((size-1)/2). Padding
-is the image's mean colour, as in SiamFC.
+Geometry (boxes, centres, the context extent) is ``tracker.geometry``'s, the
+same as training's. Padding is the image's mean colour, as in SiamFC.
 """
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
 
-CONTEXT = 0.5
+from .geometry import CONTEXT, box_to_cs, context_size, cs_to_box  # noqa: F401
 
-
-def box_to_cs(box) -> tuple[np.ndarray, np.ndarray]:
-    """x,y,w,h -> centre (cx, cy) and size (w, h), float64."""
-    x, y, w, h = (float(v) for v in box)
-    return np.array([x + (w - 1) / 2, y + (h - 1) / 2]), np.array([w, h])
-
-
-def cs_to_box(center, size) -> np.ndarray:
-    return np.array([center[0] - (size[0] - 1) / 2, center[1] - (size[1] - 1) / 2, size[0], size[1]])
-
-
-def context_size(size, context: float = CONTEXT) -> float:
-    """SiamFC exemplar extent in image pixels: sqrt((w+p)(h+p)), p = context·(w+h)."""
-    w, h = float(size[0]), float(size[1])
-    p = context * (w + h)
-    return math.sqrt((w + p) * (h + p))
+# The geometry is training's too; re-exported for the trackers.
+__all__ = ["CONTEXT", "box_to_cs", "context_size", "cs_to_box", "mean_colour", "square_crop", "scale_crops"]
 
 
 def mean_colour(img: np.ndarray) -> tuple:

@@ -153,7 +153,7 @@ class SiamFCTracker:
         self.img_shape = img.shape[:2]
         self.center, self.size = crops.box_to_cs(box)
         self.base_size = self.size.copy()
-        self.z_extent = crops.context_size(self.size, p.context)
+        self.z_extent = crops.context_size(*self.size, p.context)
         self.x_extent = self.z_extent * p.search_size / p.exemplar_size
         pad = crops.mean_colour(img)
         z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
@@ -200,7 +200,7 @@ class SiamFCTracker:
         else:
             s = (1 - p.scale_lr) + p.scale_lr * self.scales[si]
         self.size = np.clip(self.size * s, p.min_scale * self.base_size, p.max_scale * self.base_size)
-        self.z_extent = crops.context_size(self.size, p.context)
+        self.z_extent = crops.context_size(*self.size, p.context)
         self.x_extent = self.z_extent * p.search_size / p.exemplar_size
         h, w = self.img_shape
         self.center = np.clip(self.center, [0, 0], [w - 1, h - 1])
@@ -279,7 +279,7 @@ class SiamFCTracker:
     def _hold(self) -> None:
         """Undo this frame's move: keep the previous position and size (target judged lost)."""
         self.center, self.size = self._prev_state
-        self.z_extent = crops.context_size(self.size, self.params.context)
+        self.z_extent = crops.context_size(*self.size, self.params.context)
         self.x_extent = self.z_extent * self.params.search_size / self.params.exemplar_size
 
     def _pick_scale(self, scores: torch.Tensor) -> tuple[int, np.ndarray]:

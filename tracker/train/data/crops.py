@@ -1,11 +1,8 @@
 """SiamFC exemplar/search crops as one affine warp, jitter included.
 
-Coordinates: boxes are x,y,w,h with (x, y) the top-left *edge* of the box, so a
-box covers the continuous interval [x, x+w). OpenCV places pixel centres at
-integers, hence the target centre in pixel-centre coordinates is
-(x + (w-1)/2, y + (h-1)/2) (the OTB/LaSOT toolkits' centre) and the crop centre is
-((size-1)/2, (size-1)/2). With no jitter the target centre maps exactly to the
-crop centre.
+Geometry (box convention, centre, context extent, crop sizes) is
+``tracker.geometry``'s, the same as inference's: with no jitter the target
+centre maps exactly to the crop centre.
 """
 from __future__ import annotations
 
@@ -15,15 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-EXEMPLAR_SIZE = 127
-SEARCH_SIZE = 255
-CONTEXT = 0.5
-
-
-def context_size(w: float, h: float, context: float = CONTEXT) -> float:
-    """SiamFC's exemplar extent in image pixels: sqrt((w+p)(h+p)), p = context·(w+h)."""
-    p = context * (w + h)
-    return math.sqrt((w + p) * (h + p))
+from ...geometry import CONTEXT, EXEMPLAR_SIZE, SEARCH_SIZE, context_size  # noqa: F401  (re-exported)
 
 
 @dataclass
