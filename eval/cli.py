@@ -160,6 +160,8 @@ def _scores(args, sequences):
 def cmd_score(args):
     from . import report
 
+    if args.plot:
+        report.plot_format(args.plot)
     sequences = _load(args)
     scores = _scores(args, sequences)
     if args.json:
@@ -171,7 +173,10 @@ def cmd_score(args):
         kinds = ("success", "precision")
         if args.dataset in ("lasot", "got10k"):
             kinds += ("norm_precision",)
-        path = report.plot_summary(scores, args.plot, kinds, args.dataset.upper())
+        try:
+            path = report.plot_summary(scores, args.plot, kinds, args.dataset.upper())
+        except OSError as e:  # the plotting library does not name the file
+            raise EvalError(f"cannot write {args.plot}: {e.strerror or e}") from None
         print(f"plot: {path}", file=sys.stderr)
     return 0
 
@@ -184,7 +189,10 @@ def cmd_report(args):
     if args.baseline and args.baseline not in {s.tracker for s in scores}:
         raise EvalError(f"--baseline {args.baseline!r} is not among the scored trackers: "
                         f"{', '.join(sorted(s.tracker for s in scores))}")
-    written = report.write_report(scores, sequences, args.out, args.dataset, args.baseline)
+    try:
+        written = report.write_report(scores, sequences, args.out, args.dataset, args.baseline)
+    except OSError as e:
+        raise EvalError(f"cannot write the report to {args.out}: {e.strerror or e}") from None
     print(report.console_table(scores), end="")
     for p in written:
         print(f"wrote {p}")

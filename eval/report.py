@@ -1,9 +1,12 @@
 """Success / precision plots in the OTB toolkit's style and Markdown or console tables."""
+import os
 from pathlib import Path
 
 from . import metrics
+from .errors import EvalError
 from .paired import paired_difference
 from .scoring import attribute_subsets
+from .textio import write_atomic
 
 # kind -> (curve key, summary key, x values, x label, y label, legend title)
 _KINDS = {
@@ -50,11 +53,38 @@ def _figure(ncols):
     return fig
 
 
+def plot_format(path):
+    """The image format for a plot file: its suffix's, PNG for a bare name; EvalError for one
+    matplotlib cannot write (checked before scoring, not after)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = Path(path).suffix[1:].lower() or "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in known:
+        raise EvalError(f"cannot write a plot to {path}: unknown image format {fmt!r} "
+                        f"(use .png, .pdf or .svg)")
+    return fmt
+
+
 def _save(fig, path):
+    """Write under a temporary name, then rename: a full disk leaves no truncated plot behind.
+
+    The format is given explicitly: for a bare name matplotlib would append ".png" and write a
+    file other than the one named. A path that is not a regular file (/dev/stdout) is written
+    straight through."""
     path = Path(path)
+    fmt = plot_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
+    if path.exists() and not path.is_file():
+        fig.savefig(path, format=fmt)
+        return path
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format=fmt)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -192,6 +222,6 @@ def write_report(scores, sequences, out_dir, dataset, baseline=None):
                  "Per-sequence differences resampled with replacement (10,000 resamples); ties: "
                  "|difference| ≤ 0.005.\n\n", paired_table(scores, baseline)]
     table = out_dir / "results.md"
-    table.write_text("".join(text))
+    write_atomic(table, "".join(text))  # last, and whole or not at all: it marks a finished report
     written.append(table)
     return written

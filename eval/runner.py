@@ -86,6 +86,10 @@ def track_sequence(tracker, sequence, max_frames=None, on_frame=None):
     n = len(sequence) if max_frames is None else min(len(sequence), max_frames)
     boxes = np.zeros((n, 4))
     times = np.zeros(n)
+    x, y, w, h = sequence.init_box
+    if not (np.isfinite(sequence.init_box).all() and w > 0 and h > 0):  # no tracker can start from it
+        raise ValueError(f"the first ground-truth box {x:g},{y:g},{w:g},{h:g} is not finite or has zero "
+                         "or negative size")
     for i in range(n):
         image = sequence.frame(i)
         start = time.perf_counter()
@@ -119,7 +123,7 @@ def run_one(factory, sequence, out_dir, max_frames=None, on_frame=None):
         write_atomic(time_path, "".join(f"{t:.6f}\n" for t in times))
         write_atomic(box_path, format_boxes(boxes))
     except Exception as e:  # noqa: BLE001 - any tracker failure is reported per sequence
-        last = traceback.format_exception_only(type(e), e)[-1].strip()
+        last = " ".join(traceback.format_exception_only(type(e), e)[-1].split())  # one line, even for cv2.error
         return SequenceOutcome(sequence.name, "failed", 0, time.perf_counter() - start, last)
     return SequenceOutcome(sequence.name, "done", len(boxes), time.perf_counter() - start)
 

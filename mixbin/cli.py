@@ -134,6 +134,15 @@ def task(args):
     return PairTask(bf16=not args.fp32, channels_last=not args.fp32)
 
 
+def _first_mismatch(e: RuntimeError, limit: int = 240) -> str:
+    """The first problem load_state_dict lists (its first line is only a header), cut to one short line."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        lines = lines[1:]
+    first = lines[0] if lines else type(e).__name__
+    return first if len(first) <= limit else first[:limit - 3] + "..."
+
+
 def build_net(backbone: str, state: dict | None, fp32: bool):
     import torch
     from tracker.model import SiamNet
@@ -142,7 +151,7 @@ def build_net(backbone: str, state: dict | None, fp32: bool):
         try:
             net.load_state_dict(state)
         except RuntimeError as e:
-            _fail(f"teacher weights do not fit backbone {backbone}: {str(e).splitlines()[0]}")
+            _fail(f"teacher weights do not fit backbone {backbone}: {_first_mismatch(e)}")
     if not fp32:
         net = net.to(memory_format=torch.channels_last)
     return net
@@ -166,6 +175,18 @@ def check_backbone(name: str) -> None:
     from backbones import list_backbones
     if name not in list_backbones():
         _fail(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
+
+
+def check_out(out: str) -> None:
+    """Fail now, not after loading data and training, on an --out that cannot become a folder."""
+    import os
+    p = Path(out).absolute()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    if not p.is_dir():
+        _fail(f"--out {out}: {p} is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        _fail(f"--out {out}: {p} is not writable")
 
 
 def _check_reachable(backbone: str, budget: float, input_size: int | None) -> None:
@@ -245,6 +266,7 @@ def cmd_search(args) -> None:
         _fail(f"--teacher {args.teacher}: file not found")
     if args.steps is not None and args.steps < 1:
         _fail(f"--steps must be >= 1, got {args.steps}")
+    check_out(args.out)
     state, t_backbone, t_desc = load_teacher(args.teacher)
     backbone = args.backbone or t_backbone
     if backbone is None:
@@ -310,6 +332,7 @@ def cmd_finetune(args) -> None:
         _fail(str(e))
     if args.steps is not None and args.steps < 1:
         _fail(f"--steps must be >= 1, got {args.steps}")
+    check_out(args.out)
     state, t_backbone, t_desc = load_teacher(args.teacher)
     if t_backbone and t_backbone != spec.backbone:
         _fail(f"spec is for backbone {spec.backbone} but --teacher was trained with {t_backbone}")
@@ -428,6 +451,9 @@ def main(argv=None) -> None:
         args.func(args)
     except FileFormatError as e:  # a resume file in --out, or any checkpoint read deep in a command
         _fail(str(e))
+    except OSError as e:  # a full disk or a folder that went away while a command wrote its files
+        where = e.filename or getattr(args, "out", None)
+        _fail(f"{e.strerror or e}: {where}" if where else str(e.strerror or e))
 
 
 if __name__ == "__main__":

@@ -130,14 +130,17 @@ def _load_tracker(args):
                            **parse_params(args.param))
     except (ModelError, ValueError) as e:
         raise CLIError(str(e)) from None
-    i = t.info
-    if i["entry"]:
-        req = 1.0 if args.budget is None else args.budget
-        print(f"track: zoo model {i['entry']} ({i['backbone']}, budget {i['budget']:.3f} <= {req:g})", file=sys.stderr)
-    elif args.budget is not None and i["budget"] > args.budget + 1e-6:
-        print(f"track: note: --model {i['model']} has budget {i['budget']:.3f}, above --budget {args.budget:g}",
-              file=sys.stderr)
     return t
+
+
+def _model_note(args, info) -> str | None:
+    """Which model runs, for stderr; printed once every input is checked, so an error stays one line."""
+    if info["entry"]:
+        req = 1.0 if args.budget is None else args.budget
+        return f"track: zoo model {info['entry']} ({info['backbone']}, budget {info['budget']:.3f} <= {req:g})"
+    if args.budget is not None and info["budget"] > args.budget + 1e-6:
+        return f"track: note: --model {info['model']} has budget {info['budget']:.3f}, above --budget {args.budget:g}"
+    return None
 
 
 def _open_source(args):
@@ -154,20 +157,27 @@ class _Sinks:
     def __init__(self, args, src, label: str, show: bool):
         from . import video
         self.label, self.show, self.out, self.writer = label, show, None, None
+        self.output = args.output
         try:
             if args.output:
                 self.out = open(args.output, "w")
             if args.save_video:
                 self.writer = video.VideoWriter(args.save_video, src.fps, (src.width, src.height))
-        except (OSError, video.VideoError) as e:
+        except OSError as e:
             self.close()
-            raise CLIError(str(e).splitlines()[0]) from None
+            raise CLIError(f"cannot write {e.filename}: {e.strerror or e}") from None
+        except video.VideoError as e:
+            self.close()
+            raise CLIError(str(e)) from None
 
     def emit(self, frame, box, ok: bool, fps: float) -> str:
         """Record one frame; returns the key pressed in the window ('' if none)."""
         if self.out:
-            self.out.write("{:.2f},{:.2f},{:.2f},{:.2f}\n".format(*box))
-            self.out.flush()  # Ctrl-C or a crash keeps every box so far
+            try:
+                self.out.write("{:.2f},{:.2f},{:.2f},{:.2f}\n".format(*box))
+                self.out.flush()  # Ctrl-C or a crash keeps every box so far
+            except OSError as e:  # a full disk: the boxes written so far stay, the error says so
+                raise CLIError(f"cannot write {self.output}: {e.strerror or e}") from None
         if not (self.writer or self.show):
             return ""
         from . import video
@@ -183,7 +193,10 @@ class _Sinks:
 
     def close(self) -> None:
         if self.out:
-            self.out.close()
+            try:
+                self.out.close()
+            except OSError:  # only after a failed write, which emit() already reported
+                pass
         if self.writer:
             self.writer.close()
         if self.show:
@@ -198,8 +211,12 @@ def run(args) -> int:
     display = has_display()
     _check_args(args, display)
     box = parse_box(args.init) if args.init is not None else None
-    tracker = _load_tracker(args)
-    src = _open_source(args)
+    src = _open_source(args)  # before the model: a bad video fails fast and alone
+    try:
+        tracker = _load_tracker(args)
+    except BaseException:
+        src.close()
+        raise
     info = tracker.info
     show = args.show or (args.webcam is not None and display)
     try:
@@ -216,6 +233,9 @@ def run(args) -> int:
     except BaseException:
         src.close()
         raise
+    note = _model_note(args, info)
+    if note:
+        print(note, file=sys.stderr)
     left = src.count - args.start_frame + 1 if src.count else None
     total = left if args.max_frames is None else min(args.max_frames, left or args.max_frames)
     # disable=None: a bar on a terminal, silence in logs and pipes

@@ -13,7 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# FFmpeg logs its own line ("moov atom not found") under ours for a damaged file; read when
+# OpenCV first opens a video, so this silences it unless the user asks for FFmpeg's logs.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
 capture_factory = cv2.VideoCapture
+WRITE_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 class VideoError(ValueError):
@@ -135,9 +140,14 @@ class VideoWriter:
 
     def __init__(self, path, fps: float, size: tuple[int, int]):
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            raise VideoError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+        if not self.path.parent.is_dir():
+            what = "is not a folder" if self.path.parent.exists() else "does not exist"
+            raise VideoError(f"cannot write {self.path}: {self.path.parent} {what}")
+        codec = WRITE_CONTAINERS.get(self.path.suffix.lower())
+        if codec is None:  # OpenCV would try an image sequence and print a warning block
+            names = ", ".join(WRITE_CONTAINERS)
+            raise VideoError(f"cannot write video {self.path}: its name must end in one of {names}")
+        fourcc = cv2.VideoWriter_fourcc(*codec)
         self.w = cv2.VideoWriter(str(self.path), fourcc, float(fps), (int(size[0]), int(size[1])))
         if not self.w.isOpened():
             raise VideoError(f"cannot write video {self.path} (unsupported container?)")
