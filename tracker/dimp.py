@@ -368,7 +368,7 @@ class DiMPTracker(SiamFCTracker):
     def _candidates(self, r: np.ndarray, windowed: np.ndarray, si: int, xf) -> list[Candidate]:
         p = self.params
         k = 2 * int(round(p.cand_radius * p.response_up)) + 1
-        r32 = r.astype(np.float32)
+        r32 = np.asarray(r, np.float32)
         is_max = cv2.dilate(r32, np.ones((k, k), np.uint8)) == r32  # local maxima within the radius
         thr = p.cand_threshold * r.max()
         rows, cols = np.nonzero(is_max & (r >= thr) & (r > 0))
