@@ -24,6 +24,7 @@ format this version does not know (a newer one included).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -59,6 +60,8 @@ def atomic_save(obj, path) -> Path:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except RuntimeError:  # torch's writer reports a full disk as an internal assertion, not an OSError
+        raise OSError(errno.EIO, "could not finish writing (disk full or file-size limit?)", str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -168,6 +171,15 @@ def read_model(path) -> tuple[dict, dict | None, dict]:
     if ck and all(isinstance(v, torch.Tensor) for v in ck.values()):
         return ck, None, {}
     raise FileFormatError(f"{path}: no model state found (expected a b2track model or run file, or a state dict)")
+
+
+def state_dict_problem(e: Exception, limit: int = 240) -> str:
+    """The first problem ``load_state_dict`` lists (its first line is only a header), as one short line."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        lines = lines[1:]
+    first = lines[0] if lines else type(e).__name__
+    return first if len(first) <= limit else first[:limit - 3] + "..."
 
 
 # -- RNG state as tensors and numbers -------------------------------------

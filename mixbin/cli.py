@@ -134,24 +134,16 @@ def task(args):
     return PairTask(bf16=not args.fp32, channels_last=not args.fp32)
 
 
-def _first_mismatch(e: RuntimeError, limit: int = 240) -> str:
-    """The first problem load_state_dict lists (its first line is only a header), cut to one short line."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
-        lines = lines[1:]
-    first = lines[0] if lines else type(e).__name__
-    return first if len(first) <= limit else first[:limit - 3] + "..."
-
-
 def build_net(backbone: str, state: dict | None, fp32: bool):
     import torch
+    from backbones.files import state_dict_problem
     from tracker.model import SiamNet
     net = SiamNet(backbone)
     if state is not None:
         try:
             net.load_state_dict(state)
         except RuntimeError as e:
-            _fail(f"teacher weights do not fit backbone {backbone}: {_first_mismatch(e)}")
+            _fail(f"teacher weights do not fit backbone {backbone}: {state_dict_problem(e)}")
     if not fp32:
         net = net.to(memory_format=torch.channels_last)
     return net

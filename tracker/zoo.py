@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from backbones import Spec, SpecError
-from backbones.files import FileFormatError, atomic_write_text, read_model, write_model
+from backbones.files import FileFormatError, atomic_write_text, read_model, state_dict_problem, write_model
 
 from .model import SiamNet
 
@@ -61,8 +61,7 @@ def load_model(path, sha256: str | None = None) -> tuple[SiamNet, Spec, dict]:
         model.backbone.set_modes(spec.units)
         model.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"incompatible model {path}: weights do not fit {spec.backbone}: {first}") from None
+        raise ModelError(f"incompatible model {path}: weights do not fit {spec.backbone}: {state_dict_problem(e)}") from None
     return model.eval(), spec, meta
 
 
