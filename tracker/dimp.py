@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from . import crops
 from .colour_model import ColourModel
-from .siamfc import SiamFCParams, SiamFCTracker
+from .siamfc import SiamFCParams, SiamFCTracker, peak_contrast
 
 
 @dataclass
@@ -138,9 +138,7 @@ class TargetFilter:
 
     def _fwd(self, xh: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Valid correlation of every sample with filter v: (N, R, R)."""
-        vh = torch.fft.rfft2(v.flip(-1, -2), s=(self.n, self.n))
-        out = torch.fft.irfft2((xh * vh).sum(1), s=(self.n, self.n))
-        return out[:, self.k - 1:, self.k - 1:]
+        return valid_correlation(xh, kernel_spectrum(v, self.n), self.n, self.k)
 
     def _adj(self, xh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Adjoint of _fwd: sum_n r_n correlated with x_n, (1, C, k, k)."""
@@ -174,6 +172,18 @@ class TargetFilter:
             rr_new = float((r * r).sum())
             p = r + (rr_new / rr) * p
             rr = rr_new
+
+
+def kernel_spectrum(v: torch.Tensor, n: int) -> torch.Tensor:
+    """(1, C, k, k) kernel -> the rfft2 that makes a product with a feature spectrum a correlation."""
+    return torch.fft.rfft2(v.flip(-1, -2).float(), s=(n, n))
+
+
+def valid_correlation(xh: torch.Tensor, vh: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """(N, C) spectra of n x n maps and a kernel_spectrum of a k x k kernel -> (N, n-k+1, n-k+1),
+    what F.conv2d(x, v) gives (to float rounding)."""
+    out = torch.fft.irfft2((xh * vh).sum(1), s=(n, n))
+    return out[:, k - 1:, k - 1:]
 
 
 def normalise_features(x: torch.Tensor) -> torch.Tensor:
@@ -313,8 +323,20 @@ class DiMPTracker(SiamFCTracker):
         return gaussian_label(self.resp_size, np.asarray(offset_px) / self.stride, sigma)[None]
 
     # -- per frame ----------------------------------------------------------
+    def _siamese_score(self, xf: torch.Tensor) -> torch.Tensor:
+        """The Siamese head's response through the FFT (the exemplar's spectrum is kept while the
+        exemplar does not change): 0.4 ms instead of conv2d's 0.6-1.3 ms for 128 channels."""
+        n, k = xf.shape[-1], self.zf.shape[-1]
+        if getattr(self, "_zh_of", None) is not self.zf or self._zh.shape[-2] != n:
+            self._zh, self._zh_of = kernel_spectrum(self.zf, n), self.zf
+        raw = valid_correlation(torch.fft.rfft2(xf.float()), self._zh, n, k)
+        r = self.model.head.finish(raw[:, None], self.zf.shape)[:, 0].float()
+        self._siam_peak = peak_contrast(r)
+        self.confidence = float(torch.sigmoid(r.max()))
+        return r
+
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
-        siam = super()._score(xf)  # the raw Siamese response (and its peak contrast)
+        siam = self._siamese_score(xf)  # the raw Siamese response (and its peak contrast)
         self._xh = self.filter.spectrum(normalise_features(xf))
         filt = self.filter.apply(self._xh)
         self._filt = filt

@@ -37,8 +37,12 @@ class XCorrHead(nn.Module):
         self.bn = nn.BatchNorm2d(1)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        r = xcorr(z, x) / (z.shape[1] * z.shape[2] * z.shape[3]) ** 0.5
-        return self.bn(r)
+        return self.finish(xcorr(z, x), z.shape)
+
+    def finish(self, raw: torch.Tensor, z_shape) -> torch.Tensor:
+        """The head's output from a raw correlation (B, 1, H, W) computed elsewhere (e.g. through
+        the FFT by a tracker that transforms the search features anyway)."""
+        return self.bn(raw / (z_shape[1] * z_shape[2] * z_shape[3]) ** 0.5)
 
 
 class SiamNet(nn.Module):

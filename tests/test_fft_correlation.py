@@ -1,0 +1,35 @@
+"""The DiMP-style tracker's Siamese response through the FFT against slow references: the valid
+FFT correlation vs conv2d, and the tracker's FFT head vs the network's conv2d head."""
+import torch
+import torch.nn.functional as F
+
+from tests.helpers.synthetic import TINY
+from tracker.dimp import DiMPTracker, kernel_spectrum, valid_correlation
+from tracker.model import SiamNet
+
+
+def test_valid_fft_correlation_equals_conv2d():
+    g = torch.Generator().manual_seed(0)
+    x, v = torch.randn(3, 6, 20, 20, generator=g), torch.randn(1, 6, 7, 7, generator=g)
+    got = valid_correlation(torch.fft.rfft2(x), kernel_spectrum(v, 20), 20, 7)
+    torch.testing.assert_close(got, F.conv2d(x, v)[:, 0], atol=1e-4, rtol=1e-4)
+
+
+def test_fft_siamese_score_equals_the_conv_head():
+    torch.manual_seed(0)
+    net = SiamNet(TINY).eval()
+    with torch.no_grad():
+        net.head.bn.running_mean.fill_(0.3)
+        net.head.bn.running_var.fill_(2.0)
+    trk = DiMPTracker(net)
+    g = torch.Generator().manual_seed(1)
+    trk.zf = torch.randn(1, 16, 8, 8, generator=g)
+    xf = torch.randn(2, 16, 24, 24, generator=g)
+    with torch.no_grad():
+        got = trk._siamese_score(xf)
+        ref = net.head(trk.zf, xf)[:, 0]
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    # a new exemplar (template update) is not served from the cached spectrum
+    trk.zf = trk.zf * 2
+    with torch.no_grad():
+        torch.testing.assert_close(trk._siamese_score(xf), net.head(trk.zf, xf)[:, 0], atol=1e-4, rtol=1e-4)
