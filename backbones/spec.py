@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cost import budget_of, unit_costs
+from .files import atomic_write_text
 from .registry import create_backbone
 
 BUDGET_TOLERANCE = 1e-6
@@ -57,7 +58,9 @@ class Spec:
         return json.dumps(self.to_dict(), indent=2)
 
     def save(self, path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        # Whole or not at all: spec.json marks `mixbin search` as done, and a truncated one
+        # left by a kill mid-write would pass for a finished search on the rerun.
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, d: dict, validate: bool = True) -> "Spec":
