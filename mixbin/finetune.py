@@ -44,6 +44,17 @@ class FinetuneConfig:
     seed: int = 0
 
 
+class _LastLosses(dict):
+    """The last step's losses, kept in the checkpoint: a run resumed after its last step still reports them."""
+
+    def state_dict(self) -> dict:
+        return dict(self)
+
+    def load_state_dict(self, d: dict) -> None:
+        self.clear()
+        self.update(d)
+
+
 def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_dir=None,
              teacher: torch.nn.Module | None = None, distill_fn=None, val_fn=None, progress: bool = False) -> dict:
     """Train ``model`` in place; returns a summary (steps, last losses, validation, wall time)."""
@@ -51,8 +62,9 @@ def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_
     torch.manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(decay_groups(params, cfg.weight_decay), lr=cfg.lr)
-    run = Run(out_dir, "finetune.pt", {"model": model, "optimizer": opt}, cfg.steps, "finetune", progress,
-              config=asdict(cfg))
+    last = _LastLosses()
+    run = Run(out_dir, "finetune.pt", {"model": model, "optimizer": opt, "last_losses": last}, cfg.steps, "finetune",
+              progress, config=asdict(cfg))
     if run.start == 0:
         if cfg.calib_batches > 0:
             init_binary_paths(model, loss_fn, batches_from(batches, 0), cfg.calib_batches)
@@ -94,6 +106,7 @@ def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_
             opt.step()
             step += 1
             rec["loss"] = float(loss.detach())
+            last.load_state_dict(rec)
             run.tick(loss=rec["loss"], lr=f"{lr:.1e}")
             if step % cfg.log_every == 0 or step == cfg.steps:
                 run.log(step=step, lr=lr, grad_norm=float(gnorm), **rec, time=time.time())
@@ -112,4 +125,4 @@ def finetune(model: torch.nn.Module, loss_fn, batches, cfg: FinetuneConfig, out_
         val = val_fn(model)
         run.log(step=step, **val, time=time.time())
     run.close()
-    return {"steps": step, **rec, **val, "wall_time_s": wall}
+    return {"steps": step, **last, **val, "wall_time_s": wall}
