@@ -70,7 +70,13 @@ def _pid_alive(pid):
         return False
     except PermissionError:
         return True
-    return True
+    # A killed worker stays a zombie until it is reaped, by init for an orphan, which some
+    # container inits do seconds late or never; it writes nothing more, so it counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): signal 0 is all there is to go by
 
 
 def _as_box(value, frame):
