@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import queue
+import threading
 from pathlib import Path
 
 import cv2
@@ -18,6 +20,7 @@ import numpy as np
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 capture_factory = cv2.VideoCapture
+PREFETCH = 4  # frames decoded ahead of the tracker (a 720p frame is 2.8 MB)
 WRITE_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
@@ -36,10 +39,51 @@ def _factory():
         raise VideoError(f"B2TRACK_CAPTURE_FACTORY={spec!r} cannot be imported: {e}") from None
 
 
-class FrameSource:
-    """Frames of an opened capture; the first frame is read up front so an empty source fails early."""
+class _Prefetcher:
+    """Decodes the next frames on a thread while the caller tracks the current one.
 
-    def __init__(self, cap, name: str, live: bool):
+    ``cap.read()`` releases the GIL inside OpenCV, so decoding runs on the
+    second core beside the tracker. A bounded queue keeps at most ``depth``
+    frames ahead; ``None`` marks the end.
+    """
+
+    def __init__(self, cap, depth: int):
+        self.cap, self.q, self.stop = cap, queue.Queue(maxsize=depth), threading.Event()
+        self.thread = threading.Thread(target=self._run, name="b2track-decode", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                ok, frame = self.cap.read()
+            except Exception:  # noqa: BLE001 - a capture that throws ends the stream like one that runs dry
+                ok, frame = False, None
+            item = frame if ok and frame is not None else None
+            while not self.stop.is_set():
+                try:
+                    self.q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item is None:
+                return
+
+    def get(self) -> np.ndarray | None:
+        return self.q.get()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class FrameSource:
+    """Frames of an opened capture; the first frame is read up front so an empty source fails early.
+
+    ``prefetch`` > 0 decodes that many frames ahead on a thread (files only: a
+    live camera must always give its newest frame, never a queued one).
+    """
+
+    def __init__(self, cap, name: str, live: bool, prefetch: int = 0):
         self.cap, self.name, self.live = cap, name, live
         ok, frame = cap.read()
         if not ok or frame is None or getattr(frame, "size", 0) == 0:
@@ -53,19 +97,30 @@ class FrameSource:
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.count = n if (n > 0 and not live) else None
         self._pending = [frame]
+        self._ahead = _Prefetcher(cap, prefetch) if prefetch > 0 and not live else None
+        self._ended = False
 
     def read(self) -> np.ndarray | None:
         """Next frame (the first one included), or None at the end."""
         if self._pending:
             return self._pending.pop()
-        ok, frame = self.cap.read()
-        return frame if ok and frame is not None else None
+        if self._ended:
+            return None
+        if self._ahead is not None:
+            frame = self._ahead.get()
+        else:
+            ok, frame = self.cap.read()
+            frame = frame if ok and frame is not None else None
+        self._ended = frame is None
+        return frame
 
     def __iter__(self):
         while (f := self.read()) is not None:
             yield f
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()  # the decoding thread must be done with the capture before it is released
         self.cap.release()
 
     def __enter__(self):
@@ -95,7 +150,7 @@ def looks_like_text(path, probe: int = 4096) -> bool:
     return all(c.isprintable() or c in "\t\n\r\f\x1b" for c in text)
 
 
-def open_video(path) -> FrameSource:
+def open_video(path, prefetch: int = PREFETCH) -> FrameSource:
     p = Path(path)
     if not p.exists():
         raise VideoError(f"video not found: {p}")
@@ -106,7 +161,7 @@ def open_video(path) -> FrameSource:
     cap = _factory()(str(p))
     if cap is None or not cap.isOpened():
         raise VideoError(f"cannot open video {p} (unsupported or corrupt file)")
-    return FrameSource(cap, str(p), live=False)
+    return FrameSource(cap, str(p), live=False, prefetch=prefetch)
 
 
 def open_webcam(index: int) -> FrameSource:

@@ -1,0 +1,67 @@
+"""Decoding ahead on a thread gives exactly the frames a plain read loop gives, and stops cleanly."""
+import threading
+import time
+
+import numpy as np
+
+from test_tracker_kit import synthetic_sequence, write_video
+from tracker import video
+
+
+def _frames(path, prefetch):
+    with video.open_video(path, prefetch=prefetch) as src:
+        return list(src)
+
+
+def test_prefetched_frames_equal_sequential_ones(tmp_path):
+    frames, _ = synthetic_sequence(5, n=25, size=(96, 64), target=(20, 16))
+    write_video(tmp_path / "v.avi", frames)
+    plain = _frames(tmp_path / "v.avi", 0)
+    ahead = _frames(tmp_path / "v.avi", 3)
+    assert len(plain) == len(ahead) == 25
+    assert all(np.array_equal(a, b) for a, b in zip(plain, ahead))
+
+
+class _EndlessCapture:
+    """A camera-like source that never ends, counting its reads; optionally fails at a given read."""
+
+    def __init__(self, fail_at=None):
+        self.reads, self.released, self.fail_at = 0, False, fail_at
+
+    def read(self):
+        self.reads += 1
+        if self.fail_at is not None and self.reads >= self.fail_at:
+            raise RuntimeError("device unplugged")
+        return True, np.full((8, 8, 3), self.reads % 256, np.uint8)
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        self.released = True
+
+
+def test_closing_mid_stream_stops_the_decoder_before_release():
+    cap = _EndlessCapture()
+    src = video.FrameSource(cap, "endless", live=False, prefetch=2)
+    got = [int(src.read()[0, 0, 0]) for _ in range(5)]
+    assert got == [1, 2, 3, 4, 5]  # in order, none skipped
+    before = threading.active_count()
+    src.close()
+    assert cap.released and threading.active_count() == before - 1
+    reads = cap.reads
+    time.sleep(0.05)
+    assert cap.reads == reads <= 5 + 2 + 1  # nothing reads after close; at most depth (+1 blocked) ahead
+
+
+def test_a_failing_capture_ends_the_stream():
+    src = video.FrameSource(_EndlessCapture(fail_at=4), "flaky", live=False, prefetch=2)
+    assert [int(f[0, 0, 0]) for f in src] == [1, 2, 3]
+    assert src.read() is None
+    src.close()
+
+
+def test_live_sources_are_never_queued():
+    src = video.FrameSource(_EndlessCapture(), "#0", live=True, prefetch=4)
+    assert src._ahead is None  # a webcam must hand over its newest frame, not one decoded earlier
+    src.close()
