@@ -38,21 +38,3 @@ class SyntheticPairs(torch.utils.data.Dataset):
             x[103 + dy:151 + dy, 103 + dx:151 + dx] = patch
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
         return {"z": t(z), "x": t(x), "target": torch.tensor([float(dy), float(dx)]), "neg": torch.tensor(neg)}
-
-
-class SlowPairs(SyntheticPairs):
-    """The same pairs, slowly: gives a test time to kill a run mid-way."""
-
-    def __getitem__(self, i):
-        import time
-        time.sleep(0.05)
-        return super().__getitem__(i)
-
-
-def train_slowly(out):
-    """Child-process target: the tests' 16-step run on slow data."""
-    from tracker.train import TrainConfig, train
-    torch.manual_seed(0)
-    cfg = TrainConfig(backbone=TINY, out=out, steps=16, batch_size=4, ckpt_every=4, log_every=1, val_every=6,
-                      val_batches=2, workers=0, threads=1, warmup_steps=3, bf16=False, channels_last=False)
-    train(cfg, SlowPairs(64), progress=False)
