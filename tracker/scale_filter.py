@@ -22,35 +22,64 @@ CELL = 4
 BINS = 9
 
 
+_CELL_INDEX: dict = {}
+
+
+def _cell_index(s: int, h: int, w: int) -> np.ndarray:
+    """Flat (patch, cell row, cell col) index of every pixel of the whole-cell area, times BINS."""
+    key = (s, h, w)
+    if key not in _CELL_INDEX:
+        ch, cw = h // CELL, w // CELL
+        cell = (np.arange(s)[:, None, None] * ch + (np.arange(ch * CELL) // CELL)[None, :, None]) * cw \
+            + (np.arange(cw * CELL) // CELL)[None, None, :]
+        _CELL_INDEX[key] = (cell * BINS).ravel()
+    return _CELL_INDEX[key]
+
+
 def gradient_histograms(patches: np.ndarray) -> np.ndarray:
     """(S, H, W) float grey patches -> (S, H/4 · W/4 · 10) features: 9 unsigned orientation
-    bins of the gradient magnitude per 4x4 cell, each cell L2-normalised, plus its mean intensity."""
+    bins of the gradient magnitude per 4x4 cell, each cell L2-normalised, plus its mean intensity.
+
+    Orientation comes from cv2.cartToPolar (about 0.3 degrees accurate, a sixtieth of a bin):
+    numpy's exact arctan2 alone cost 0.8 ms for 33 patches, more than everything else here."""
     s, h, w = patches.shape
+    patches = np.asarray(patches, np.float32)
     gy, gx = np.gradient(patches, axis=(1, 2))
-    mag = np.hypot(gx, gy)
-    ang = np.mod(np.arctan2(gy, gx), np.pi)  # unsigned orientation in [0, pi)
-    pos = ang / np.pi * BINS
-    lo = np.floor(pos).astype(np.int64) % BINS
-    frac = pos - np.floor(pos)
     ch, cw = h // CELL, w // CELL
-    crop = (slice(None), slice(0, ch * CELL), slice(0, cw * CELL))
-    lo, frac, mag = lo[crop], frac[crop], mag[crop]
-    # flat index of (patch, cell row, cell col) for every pixel, then of its two nearest bins
-    cell = (np.arange(s)[:, None, None] * ch + (np.arange(ch * CELL) // CELL)[None, :, None]) * cw \
-        + (np.arange(cw * CELL) // CELL)[None, None, :]
+    gx, gy = gx[:, : ch * CELL, : cw * CELL], gy[:, : ch * CELL, : cw * CELL]
+    mag, ang = cv2.cartToPolar(np.ascontiguousarray(gx).reshape(-1, cw * CELL),
+                               np.ascontiguousarray(gy).reshape(-1, cw * CELL))
+    mag, ang = mag.ravel(), ang.ravel()
+    pos = np.where(ang >= np.pi, ang - np.pi, ang) * np.float32(BINS / np.pi)  # unsigned, in bins
+    lo = pos.astype(np.int64)  # pos >= 0: truncation is floor
+    frac = pos - lo
+    lo %= BINS
+    cell = _cell_index(s, h, w)
     n = s * ch * cw * BINS
-    cells = (np.bincount((cell * BINS + lo).ravel(), (mag * (1 - frac)).ravel(), n)  # linear interpolation
-             + np.bincount((cell * BINS + (lo + 1) % BINS).ravel(), (mag * frac).ravel(), n))
+    # linear interpolation between the two nearest bins
+    cells = (np.bincount(cell + lo, mag * (1 - frac), n) + np.bincount(cell + (lo + 1) % BINS, mag * frac, n))
     cells = cells.reshape(s, ch, cw, BINS).astype(np.float32)
     cells /= np.sqrt((cells ** 2).sum(-1, keepdims=True)) + 1e-3
-    inten = patches[crop].reshape(s, ch, CELL, cw, CELL).mean(axis=(2, 4))[..., None]
+    inten = patches[:, : ch * CELL, : cw * CELL].reshape(s, ch, CELL, cw, CELL).mean(axis=(2, 4))[..., None]
     return np.concatenate([cells, inten / 255.0 - 0.5], axis=-1).reshape(s, -1)
 
 
+PATCH_MODES = ("shared", "each")
+
+
 class ScaleFilter:
+    """``patches``: how the scale patches are cut. "each": every patch cropped from the frame and
+    area-resized on its own (one crop and one resize per scale, ~2 ms for 33 on this CPU).
+    "shared": the region of the largest patch is area-resized once to model resolution and every
+    scale is a bilinear resample of that small image, all in one remap (~0.1 ms); bilinear
+    resampling at zoom 0.73-1.37 blurs or aliases a little where a per-patch area resize would not."""
+
     def __init__(self, n_scales: int = 33, step: float = 1.02, model_area: int = 512, lr: float = 0.025,
-                 reg: float = 1e-2, sigma_factor: float = 0.25):
+                 reg: float = 1e-2, sigma_factor: float = 0.25, patches: str = "each"):
+        if patches not in PATCH_MODES:
+            raise ValueError(f"patches must be one of {', '.join(PATCH_MODES)}, got {patches!r}")
         self.n, self.step, self.model_area, self.lr, self.reg = n_scales, step, model_area, lr, reg
+        self.patches = patches
         k = np.arange(n_scales) - (n_scales - 1) // 2  # scale exponents, 0 in the middle
         self.factors = step ** k.astype(np.float64)
         sigma = np.sqrt(n_scales) * sigma_factor
@@ -62,6 +91,8 @@ class ScaleFilter:
 
     def _features(self, grey: np.ndarray, center, size, factors) -> np.ndarray:
         """(scales, features) gradient histograms of the patches at size · factors, unwindowed."""
+        if self.patches == "shared":
+            return gradient_histograms(self._shared_patches(grey, center, size, factors))
         mw, mh = self.model_size
         patches = np.empty((len(factors), mh, mw), np.float32)
         for i, f in enumerate(factors):
@@ -70,6 +101,29 @@ class ScaleFilter:
             interp = cv2.INTER_AREA if pw > mw else cv2.INTER_LINEAR
             patches[i] = cv2.resize(p, (mw, mh), interpolation=interp)
         return gradient_histograms(patches)
+
+    def _shared_patches(self, grey: np.ndarray, center, size, factors) -> np.ndarray:
+        """(S, mh, mw) patches at size · factors, resampled from one area-resized region."""
+        mw, mh = self.model_size
+        fmax = float(np.max(factors))
+        sw, sh = int(np.ceil(mw * fmax)) + 2, int(np.ceil(mh * fmax)) + 2  # small image, model px
+        rw = max(2, int(round(sw * size[0] / mw)))  # the same region in frame px
+        rh = max(2, int(round(sh * size[1] / mh)))
+        region = cv2.getRectSubPix(grey, (rw, rh), (float(center[0]), float(center[1])))
+        interp = cv2.INTER_AREA if rw > sw else cv2.INTER_LINEAR
+        small = cv2.resize(region, (sw, sh), interpolation=interp)
+        # Patch pixel j of scale f sits at frame x = cx + (j + 1/2 - mw/2) · f · size/mw (as a
+        # crop-and-resize puts it); frame x is small-image u = (x - cx) · sw/rw + sw/2 - 1/2.
+        f = np.asarray(factors, np.float64)[:, None, None]
+        j = np.arange(mw, dtype=np.float64)[None, None, :]
+        i = np.arange(mh, dtype=np.float64)[None, :, None]
+        u = (j + 0.5 - mw / 2) * f * size[0] / mw * sw / rw + sw / 2 - 0.5
+        v = (i + 0.5 - mh / 2) * f * size[1] / mh * sh / rh + sh / 2 - 0.5
+        s = len(factors)
+        mx = np.broadcast_to(u, (s, mh, mw)).reshape(s * mh, mw).astype(np.float32)
+        my = np.broadcast_to(v, (s, mh, mw)).reshape(s * mh, mw).astype(np.float32)
+        out = cv2.remap(small, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return out.reshape(s, mh, mw)
 
     def _sample(self, grey: np.ndarray, center, size) -> np.ndarray:
         """(features, scales) spectrum of the patches around ``center`` at size · factors.

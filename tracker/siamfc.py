@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import crops
-from .scale_filter import ScaleFilter
+from .scale_filter import PATCH_MODES, ScaleFilter
 
 
 @dataclass
@@ -32,6 +32,10 @@ class SiamFCParams:
     dsst_scales: int = 33
     dsst_step: float = 1.02
     dsst_lr: float = 0.025
+    # "each": one crop and resize per scale; "shared": the scale patches resampled from one
+    # area-resized region in one remap (~2 ms/frame less, but VOT bag's AUC fell 0.50 -> 0.38
+    # with it on the FP model: tracker/scale_filter.py, BENCHMARKS.md "Per-frame work (issue 14)")
+    dsst_patches: str = "each"
     num_scales: int = 3
     scale_step: float = 1.0375
     scale_penalty: float = 0.9745  # multiplies the peak of every non-central scale
@@ -64,6 +68,8 @@ class SiamFCParams:
         # checked here, not at init(): `track --param` must fail before a model or video is opened
         if self.scale_mode not in ("pyramid", "dsst"):
             raise ValueError(f"scale_mode must be 'pyramid' or 'dsst', got {self.scale_mode!r}")
+        if self.dsst_patches not in PATCH_MODES:
+            raise ValueError(f"dsst_patches must be one of {', '.join(PATCH_MODES)}, got {self.dsst_patches!r}")
         for name in self._unit_interval:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
@@ -161,7 +167,7 @@ class SiamFCTracker:
         self.scale_filter = None
         if p.scale_mode == "dsst":
             self.scales = np.ones(1)
-            self.scale_filter = ScaleFilter(p.dsst_scales, p.dsst_step, lr=p.dsst_lr)
+            self.scale_filter = ScaleFilter(p.dsst_scales, p.dsst_step, lr=p.dsst_lr, patches=p.dsst_patches)
             self.scale_filter.init(self._grey(img), self.center, self.size)
         else:
             n = p.num_scales

@@ -1,0 +1,76 @@
+"""The scale filter's fast stages against slow references: shared-region patches vs one crop and
+resize per scale, and the cartToPolar gradient histograms vs an arctan2 version."""
+import cv2
+import numpy as np
+import pytest
+
+from tests.test_scale_filter import _texture, _zoom
+from tracker.scale_filter import BINS, CELL, ScaleFilter, gradient_histograms
+
+
+def _histograms_reference(patches):
+    """The plain version: exact arctan2 orientation, one loop over cells."""
+    s, h, w = patches.shape
+    gy, gx = np.gradient(patches.astype(np.float64), axis=(1, 2))
+    mag, ang = np.hypot(gx, gy), np.mod(np.arctan2(gy, gx), np.pi) / np.pi * BINS
+    ch, cw = h // CELL, w // CELL
+    out = np.zeros((s, ch, cw, BINS + 1))
+    for k in range(s):
+        for i in range(ch):
+            for j in range(cw):
+                cell = (k, slice(i * CELL, (i + 1) * CELL), slice(j * CELL, (j + 1) * CELL))
+                for m, a in zip(mag[cell].ravel(), ang[cell].ravel()):
+                    lo = int(np.floor(a))
+                    out[k, i, j, lo % BINS] += m * (1 - (a - lo))
+                    out[k, i, j, (lo + 1) % BINS] += m * (a - lo)
+                out[k, i, j, :BINS] /= np.sqrt((out[k, i, j, :BINS] ** 2).sum()) + 1e-3
+                out[k, i, j, BINS] = patches[cell].mean() / 255 - 0.5
+    return out.reshape(s, -1)
+
+
+def test_fast_histograms_match_the_reference():
+    patches = np.stack([cv2.resize(_texture(k), (16, 28), interpolation=cv2.INTER_AREA) for k in range(3)])
+    got = gradient_histograms(patches)
+    # cv2.cartToPolar's angle is ~0.3 degrees accurate: a 1/60 bin shifts weight between neighbours
+    np.testing.assert_allclose(got, _histograms_reference(patches), atol=0.01)
+
+
+def _each(grey, centre, size, factors, model):
+    out = []
+    for f in factors:
+        pw, ph = max(2, int(round(size[0] * f))), max(2, int(round(size[1] * f)))
+        p = cv2.getRectSubPix(grey, (pw, ph), (float(centre[0]), float(centre[1])))
+        out.append(cv2.resize(p, model, interpolation=cv2.INTER_AREA if pw > model[0] else cv2.INTER_LINEAR))
+    return np.stack(out)
+
+
+def test_shared_patches_are_close_to_one_crop_per_scale():
+    grey, centre, size = _texture(2), np.array([161.3, 118.6]), np.array([48.0, 36.0])
+    sf = ScaleFilter(patches="shared")
+    sf.init(grey, centre, size)
+    got = sf._shared_patches(grey, centre, size, sf.factors)
+    ref = _each(grey, centre, size, sf.factors, sf.model_size)
+    assert got.shape == ref.shape
+    # same content at every scale: mean error a few grey levels on a 0-255 texture (bilinear blur)
+    err = np.abs(got - ref).mean(axis=(1, 2))
+    assert err.max() < 6.0, err
+    # and a wrong scale is far worse: the patches do encode the size
+    assert np.abs(got[0] - ref[-1]).mean() > 2 * err.max()
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_shared_and_each_filters_estimate_the_same_zoom(seed):
+    """The compressed patch cut against the full one over a run of zooms: estimates within one step."""
+    grey, centre, size = _texture(seed), np.array([160.0, 120.0]), np.array([44.0, 40.0])
+    filters = {m: ScaleFilter(patches=m) for m in ("shared", "each")}
+    for sf in filters.values():
+        sf.init(grey, centre, size)
+    for steps in (-6, -3, -1, 1, 4, 7):
+        img = _zoom(grey, centre, 1.02 ** steps)
+        a, b = (filters[m].estimate(img, centre, size) for m in ("shared", "each"))
+        assert abs(np.log(a / b) / np.log(1.02)) <= 1.0 + 1e-9, (steps, a, b)
+
+
+def test_unknown_patch_mode_is_refused():
+    with pytest.raises(ValueError, match="patches"):
+        ScaleFilter(patches="pyramid")
