@@ -65,6 +65,12 @@ class DiMPParams(SiamFCParams):
     # plain appearance change, and holding the box then loses the target.)
     conf_threshold: float = 0.3
     init_shift: float = 32.0  # search-crop pixels of the shift augmentations
+    # The filter works on the features' first filter_channels principal components (a projection
+    # fixed on the first frame's samples, ECO's compression without its joint learning): every
+    # product in the conjugate-gradient loop scales with the channels; 32 of 128 cut the CG from
+    # ~7 to ~1.6 ms/frame. 0 keeps all channels: the default until the twelve-sequence check
+    # resolves its accuracy (BENCHMARKS.md "Per-frame work (issue 14)").
+    filter_channels: int = 0
     # Colour histograms of target vs surroundings (tracker/colour_model.py, Staple's cue): share
     # of their target likelihood in the final response; 0 disables. Chosen on the held-out
     # clips (0.15 / 0.3 / 0.45 / 0.6): AUC 0.798 -> 0.812 there, 0.522 -> 0.574 on the dev set,
@@ -186,6 +192,22 @@ def valid_correlation(xh: torch.Tensor, vh: torch.Tensor, n: int, k: int) -> tor
     return out[:, k - 1:, k - 1:]
 
 
+def principal_projection(x: torch.Tensor, channels: int) -> torch.Tensor | None:
+    """(channels, C) rows: the leading eigenvectors of the (uncentred) channel second moment of
+    (N, C, H, W) features over samples and positions; None when ``channels`` keeps them all."""
+    c = x.shape[1]
+    if channels <= 0 or channels >= c:
+        return None
+    flat = x.permute(0, 2, 3, 1).reshape(-1, c).double()
+    _, vecs = torch.linalg.eigh(flat.T @ flat)  # ascending eigenvalues
+    return vecs[:, -channels:].flip(-1).T.float().contiguous()
+
+
+def project_channels(x: torch.Tensor, proj: torch.Tensor | None) -> torch.Tensor:
+    """(N, C, H, W) -> (N, channels, H, W) through a 1x1 projection (identity when None)."""
+    return x if proj is None else F.conv2d(x, proj[:, :, None, None])
+
+
 def normalise_features(x: torch.Tensor) -> torch.Tensor:
     """Per-sample RMS normalisation, so that lambda and the label scale mean the same on any backbone."""
     return x / x.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-6)
@@ -280,9 +302,11 @@ class DiMPTracker(SiamFCTracker):
         self.feat_size = xf.shape[-1]
         self.resp_size = self.feat_size - self.zf.shape[-1] + 1
         labels = torch.cat([self._label(s) for s in shifts])
-        self.filter = TargetFilter(xf.shape[1], self.zf.shape[-1], self.feat_size, p.filter_reg)
+        self.proj = principal_projection(xf, p.filter_channels)
+        xp = project_channels(xf, self.proj)
+        self.filter = TargetFilter(xp.shape[1], self.zf.shape[-1], self.feat_size, p.filter_reg)
         self.memory = SampleMemory(p.memory_size, p.sample_lr)
-        self.memory.init(self.filter.spectrum(xf), labels)
+        self.memory.init(self.filter.spectrum(xp), labels)
         self.filter.optimise(*self.memory.tensors(), iters=p.init_iters)
         self.colour = None
         if p.colour_weight > 0:
@@ -337,7 +361,7 @@ class DiMPTracker(SiamFCTracker):
 
     def _score(self, xf: torch.Tensor) -> torch.Tensor:
         siam = self._siamese_score(xf)  # the raw Siamese response (and its peak contrast)
-        self._xh = self.filter.spectrum(normalise_features(xf))
+        self._xh = self.filter.spectrum(project_channels(normalise_features(xf), self.proj))
         filt = self.filter.apply(self._xh)
         self._filt = filt
         lo, hi = siam.min(), siam.max()
