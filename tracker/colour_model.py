@@ -32,8 +32,12 @@ def _histogram(bins: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class ColourModel:
-    def __init__(self, lr: float = 0.04, inner: float = 0.1):
-        self.lr, self.inner = lr, inner
+    """``stride``: histograms and likelihoods use every stride-th pixel in both directions (a
+    colour distribution and a target-sized window mean need far fewer pixels than a frame has;
+    stride 2 quarters the work). 1 looks at every pixel."""
+
+    def __init__(self, lr: float = 0.04, inner: float = 0.1, stride: int = 1):
+        self.lr, self.inner, self.stride = lr, inner, max(1, int(stride))
         self.fg = self.bg = None
 
     def _masks(self, shape, center, size):
@@ -62,8 +66,10 @@ class ColourModel:
         y1 = int(min(img.shape[0], np.ceil(center[1] + ext[1] / 2 + 2)))
         if x1 <= x0 or y1 <= y0:
             return
-        patch = img[y0:y1, x0:x1]
-        fg_mask, bg_mask = self._masks(patch.shape[:2], (center[0] - x0, center[1] - y0), size)
+        k = self.stride
+        patch = img[y0:y1:k, x0:x1:k]
+        fg_mask, bg_mask = self._masks(patch.shape[:2], ((center[0] - x0) / k, (center[1] - y0) / k),
+                                       np.asarray(size, float) / k)
         bins = colour_bins(patch)
         fg, bg = _histogram(bins, fg_mask), _histogram(bins, bg_mask)
         if self.fg is None:
@@ -80,11 +86,12 @@ class ColourModel:
     def response(self, crop: np.ndarray, window: tuple[int, int], centres: np.ndarray) -> np.ndarray:
         """Mean likelihood in a ``window`` = (w, h) px box centred at every (row, col) of
         ``centres`` (crop pixels; shape (..., 2)); windows are clipped to the crop."""
-        lik = self.likelihood(crop)
+        k = self.stride
+        lik = self.likelihood(crop[::k, ::k])
         ii = cv2.integral(lik, sdepth=cv2.CV_64F)
         h, w = lik.shape
-        r, c = centres[..., 0], centres[..., 1]
-        hw, hh = window[0] / 2, window[1] / 2
+        r, c = centres[..., 0] / k, centres[..., 1] / k  # pixel p of the strided crop is crop pixel k·p
+        hw, hh = window[0] / 2 / k, window[1] / 2 / k
         x0 = np.clip(np.round(c - hw), 0, w).astype(int)
         x1 = np.clip(np.round(c + hw), 0, w).astype(int)
         y0 = np.clip(np.round(r - hh), 0, h).astype(int)

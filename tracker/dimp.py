@@ -77,6 +77,7 @@ class DiMPParams(SiamFCParams):
     # the gain stable over three seeds (BENCHMARKS.md "Colour model").
     colour_weight: float = 0.45
     colour_lr: float = 0.04
+    colour_stride: int = 1  # the colour model samples every k-th pixel each way (2: ~0.5 ms/frame less)
     # Candidates and their association (KeepTrack-like).
     cand_threshold: float = 0.5  # local maxima above this fraction of the max are candidates
     max_candidates: int = 5
@@ -310,7 +311,7 @@ class DiMPTracker(SiamFCTracker):
         self.filter.optimise(*self.memory.tensors(), iters=p.init_iters)
         self.colour = None
         if p.colour_weight > 0:
-            self.colour = ColourModel(p.colour_lr)
+            self.colour = ColourModel(p.colour_lr, stride=p.colour_stride)
             self.colour.update(img, self.center, self.size)
         self.distractors = DistractorTracker(p)
         self.distractors.reset(self.center, self._feature_at(xf[0], np.zeros(2)))
