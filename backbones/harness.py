@@ -150,6 +150,21 @@ class JsonLog:
             self.fh = None
 
 
+def _cut_log(log: Path, size: int | None) -> None:
+    """Cut the log back to its length at the checkpoint a run resumes from: what followed is run again.
+
+    Without this a resumed run would log the steps between its checkpoint and
+    the kill a second time (and keep half a line a kill may leave).
+    """
+    if size is None or not log.is_file() or log.stat().st_size <= size:
+        return
+    with open(log, "rb") as f:
+        head = f.read(size)
+    tmp = log.with_name(log.name + ".tmp")
+    tmp.write_bytes(head)
+    os.replace(tmp, log)
+
+
 class Run:
     """A job's resume point, log, progress bar and clock.
 
@@ -172,6 +187,7 @@ class Run:
         self.writes = out is not None and self.rank == 0
         if self.writes:
             out.mkdir(parents=True, exist_ok=True)
+            _cut_log(out / "log.jsonl", self._log_size)
         self.log = JsonLog(out / "log.jsonl" if self.writes else None)
         self.bar = None
         if progress and self.rank == 0:
@@ -180,9 +196,11 @@ class Run:
         self.t0 = time.perf_counter()
 
     def _resume(self) -> tuple[int, float]:
+        self._log_size = None
         if self.ckpt is None or not self.ckpt.exists():
             return 0, 0.0
         st = read_run(self.ckpt)
+        self._log_size = st.get("log_bytes")
         for name, part in self.parts.items():
             if part is not None and st.get(name) is not None:
                 part.load_state_dict(st[name])
@@ -207,8 +225,9 @@ class Run:
         if not self.writes or self.ckpt is None:
             return
         states = {k: (p.state_dict() if p is not None else None) for k, p in self.parts.items()}
+        log_bytes = self.log.fh.tell() if self.log.fh else None  # what the log held at this step (see _cut_log)
         write_run(self.ckpt, states.pop("model"), step, **states, wall_time_s=self.wall(), config=self.config,
-                  **self.extra)
+                  log_bytes=log_bytes, **self.extra)
 
     def close_bar(self) -> None:
         if self.bar:
