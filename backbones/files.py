@@ -38,7 +38,9 @@ from .checkpoint import compress_state, decompress_state
 
 MODEL_FORMAT = "b2track-model/1"
 RUN_FORMAT = "b2track-run/1"
-KNOWN_FORMATS = (MODEL_FORMAT, RUN_FORMAT)
+SPEC_FORMAT = "b2track-spec/1"  # JSON, read and written by backbones.spec
+PAIRS_FORMAT = "b2track-pairs/1"  # shard.json of pre-generated pairs, tracker.train.data.shards
+KNOWN_FORMATS = (MODEL_FORMAT, RUN_FORMAT, SPEC_FORMAT, PAIRS_FORMAT)
 
 # Run checkpoints written before RUN_FORMAT stored numpy's RNG state as an
 # ndarray; these three globals rebuild plain arrays and nothing else.
@@ -127,18 +129,25 @@ def _unsafe_globals(path: Path) -> list[str]:
         return []
 
 
-def check_format(obj, path, expected: str) -> dict:
-    """``obj`` if it is a dict tagged ``expected``; a one-line error that names file and format otherwise."""
-    found = obj.get("format") if isinstance(obj, dict) else None
+def format_problem(found, expected: str) -> str | None:
+    """None if ``found`` is the format tag ``expected``; else why not, in words (a newer version named as such)."""
     if found == expected:
-        return obj
+        return None
     if found is None:
-        raise FileFormatError(f"{path}: not a b2track file (no format tag; expected {expected!r})")
+        return f"not a b2track file (no format tag; expected {expected!r})"
     kind, _, version = str(found).partition("/")
     want_kind, _, want_version = expected.partition("/")
     if kind == want_kind and version.isdigit() and int(version) > int(want_version):
-        raise FileFormatError(f"{path}: format {found!r} was written by a newer b2track; this one reads {expected!r}")
-    raise FileFormatError(f"{path}: format {found!r}, expected {expected!r}")
+        return f"format {found!r} was written by a newer b2track; this one reads {expected!r}"
+    return f"format {found!r}, expected {expected!r}"
+
+
+def check_format(obj, path, expected: str) -> dict:
+    """``obj`` if it is a dict tagged ``expected``; a one-line error that names file and format otherwise."""
+    problem = format_problem(obj.get("format") if isinstance(obj, dict) else None, expected)
+    if problem:
+        raise FileFormatError(f"{path}: {problem}")
+    return obj
 
 
 def read_run(path) -> dict:

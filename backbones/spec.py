@@ -2,9 +2,12 @@
 
 JSON form::
 
-    {"backbone": "resnet16-half", "input_size": 255,
+    {"format": "b2track-spec/1", "backbone": "resnet16-half", "input_size": 255,
      "units": {"conv1": "fp", "layer1.0.conv1": "bin", ...},
      "budget": 0.2984, "provenance": {"strategy": "mixbin", "seed": 0, ...}}
+
+Specs written before the format tag (no "format") still read; another or a
+newer format is refused.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cost import budget_of, unit_costs
-from .files import atomic_write_text
+from .files import SPEC_FORMAT, atomic_write_text, format_problem
 from .registry import create_backbone
 
 BUDGET_TOLERANCE = 1e-6
@@ -51,8 +54,8 @@ class Spec:
 
     # -- JSON -------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"backbone": self.backbone, "input_size": self.input_size, "units": dict(self.units),
-                "budget": self.budget, "provenance": dict(self.provenance)}
+        return {"format": SPEC_FORMAT, "backbone": self.backbone, "input_size": self.input_size,
+                "units": dict(self.units), "budget": self.budget, "provenance": dict(self.provenance)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -66,6 +69,8 @@ class Spec:
     def from_dict(cls, d: dict, validate: bool = True) -> "Spec":
         if not isinstance(d, dict):
             raise SpecError("spec must be a JSON object")
+        if "format" in d and format_problem(d["format"], SPEC_FORMAT):  # untagged: written before the tag
+            raise SpecError(f"spec {format_problem(d['format'], SPEC_FORMAT)}")
         missing = [k for k in ("backbone", "input_size", "units", "budget") if k not in d]
         if missing:
             raise SpecError(f"spec lacks field(s): {', '.join(missing)}")

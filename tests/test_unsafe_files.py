@@ -167,6 +167,19 @@ def test_format_versions(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "b2track-zoo/7", "entries": []}))
     with pytest.raises(zoo.ModelError, match="newer b2track"):
         zoo.load_manifest(tmp_path)
+    # specs: tagged on write, untagged ones (from before the tag) still read, newer ones refused
+    from backbones import SpecError
+    d = Spec.uniform(TOY, "fp").to_dict()
+    assert d["format"] == "b2track-spec/1" and Spec.from_dict(d).units == d["units"]
+    assert Spec.from_dict({k: v for k, v in d.items() if k != "format"}).budget == d["budget"]
+    with pytest.raises(SpecError, match="newer b2track"):
+        Spec.from_dict({**d, "format": "b2track-spec/2"})
+    # pair shards likewise
+    from tracker.train.data.shards import ShardDataset
+    (tmp_path / "pairs" / "shard_00000").mkdir(parents=True)
+    (tmp_path / "pairs" / "shard_00000" / "shard.json").write_text(json.dumps({"format": "b2track-pairs/9", "count": 1}))
+    with pytest.raises(ValueError, match="newer b2track"):
+        ShardDataset(tmp_path / "pairs")
 
 
 def test_run_file_roundtrip_restores_every_rng(tmp_path):

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backbones.files import PAIRS_FORMAT, format_problem
+
 from .dataset import numpy_to_item
 
 FIELDS = {"z": np.uint8, "x": np.uint8, "target": np.float32, "box_x": np.float32, "box_z": np.float32,
@@ -43,7 +45,7 @@ def write_shard(path: Path, records: list[dict], info: dict | None = None) -> No
     tmp.mkdir(parents=True)
     for k, dt in FIELDS.items():
         np.save(tmp / f"{k}.npy", np.stack([np.asarray(r[k], dtype=dt) for r in records]))
-    (tmp / "shard.json").write_text(json.dumps({"count": len(records), **(info or {})}))
+    (tmp / "shard.json").write_text(json.dumps({"format": PAIRS_FORMAT, "count": len(records), **(info or {})}))
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
@@ -61,6 +63,8 @@ class ShardDataset(torch.utils.data.Dataset):
             info = json.loads((d / "shard.json").read_text()) if (d / "shard.json").is_file() else None
             if info is None:
                 continue
+            if "format" in info and format_problem(info["format"], PAIRS_FORMAT):  # untagged: from before the tag
+                raise ValueError(f"{d / 'shard.json'}: {format_problem(info['format'], PAIRS_FORMAT)}")
             self.shards.append(d)
             counts.append(int(info["count"]))
         if not self.shards:
