@@ -64,7 +64,8 @@ def format_summary(s: dict) -> str:
     lines = [f"{s['backbone']} at {s['input_size']}x{s['input_size']}", head, "-" * len(head)]
     for u in s["units"]:
         lines.append(f"{u['name']:<22}{u['mode']:<5}{_shape(u['in_shape']):>14}{_shape(u['out_shape']):>14}"
-                     f"{str(u['kernel']) + '/' + str(u['stride']) + '/' + str(u['groups']):>9}{_human(u['macs']):>10}{_human(u['cost']):>10}"
+                     f"{str(u['kernel']) + '/' + str(u['stride']) + '/' + str(u['groups']):>9}"
+                     f"{_human(u['macs']):>10}{_human(u['cost']):>10}"
                      f"{100 * u['share']:>7.1f}%")
     lines.append("-" * len(head))
     nbin = sum(u["mode"] == "bin" for u in s["units"])

@@ -4,7 +4,6 @@ The reference numbers are typed in here (not parsed from the file) so that they 
 independent check.
 """
 import json
-import time
 from pathlib import Path
 
 import pytest

@@ -5,7 +5,6 @@ dependency to honour), and a 4-way task: which quadrant holds a bright square.
 """
 import copy
 
-import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

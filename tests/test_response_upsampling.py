@@ -1,5 +1,4 @@
 """Response upsampling as a matrix product against F.interpolate (the slow reference)."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

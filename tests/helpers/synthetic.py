@@ -36,5 +36,6 @@ class SyntheticPairs(torch.utils.data.Dataset):
             x[103 + dy:151 + dy, 103 + dx:151 + dx] = _texture(rng, 48, 48)
         else:
             x[103 + dy:151 + dy, 103 + dx:151 + dx] = patch
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+        def t(a):
+            return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
         return {"z": t(z), "x": t(x), "target": torch.tensor([float(dy), float(dx)]), "neg": torch.tensor(neg)}

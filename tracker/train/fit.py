@@ -134,7 +134,8 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
 def plot_curves(run_dir: Path) -> Path | None:
     """Loss / lr / validation curves of a run as PNG."""
     run_dir = Path(run_dir)
-    recs = [json.loads(l) for l in (run_dir / "log.jsonl").read_text().splitlines() if l.strip()] if (run_dir / "log.jsonl").exists() else []
+    log = run_dir / "log.jsonl"
+    recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     if not recs:
         return None
     import matplotlib
