@@ -59,9 +59,10 @@ def run_all(code: Path, out: Path, trackers: list[str], models: list[str], root:
 
 
 def compare(a: Path, b: Path) -> list[str]:
-    """Relative paths of result files that differ or exist on one side only."""
-    files_a = {p.relative_to(a) for p in a.rglob("*.txt")}
-    files_b = {p.relative_to(b) for p in b.rglob("*.txt")}
+    """Relative paths of box files that differ or exist on one side only (``*_time.txt``, seconds per
+    frame, differ between any two runs and are left out)."""
+    files_a = {p.relative_to(a) for p in a.rglob("*.txt") if not p.name.endswith("_time.txt")}
+    files_b = {p.relative_to(b) for p in b.rglob("*.txt") if not p.name.endswith("_time.txt")}
     if not files_a and not files_b:
         fail(f"no result files under {a} or {b}")
     diff = sorted(str(p) + " (only one side)" for p in files_a ^ files_b)
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
                 if code != REPO:
                     subprocess.run(["git", "worktree", "remove", "--force", str(code)], cwd=REPO, capture_output=True)
     diff = compare(left, right)
-    n = len(list(left.rglob("*.txt")))
+    n = len([p for p in left.rglob("*.txt") if not p.name.endswith("_time.txt")])
     if diff:
         print(f"{len(diff)} of {n} result files differ:")
         print("\n".join(f"  {d}" for d in diff))
