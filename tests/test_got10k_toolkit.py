@@ -1,5 +1,5 @@
-"""b2track under the got10k toolkit: its OTB experiment runs a B2Tracker, and its report agrees with
-``track-eval score`` on the very result files it wrote.
+"""b2track under the got10k toolkit: its OTB and GOT-10k experiments run a B2Tracker, and their
+reports agree with ``track-eval score`` on the very result files they wrote.
 
 The two scorers share the thresholds (IoU > 0, 0.05, ..., 1 and centre error <= 0..50 px), the
 centre (x + (w-1)/2) and per-sequence averaging; they differ only on frames without a valid
@@ -106,3 +106,29 @@ def test_invalid_frames(shared_dir, tmp_path):
     assert otb["precision"] == pytest.approx(1.0)  # the OTB toolkit's quirk: the zero frame a hit
     for scored in (lasot, otb):
         assert scored["auc"] == pytest.approx(perf["success_score"], abs=1e-9)
+
+
+def test_got10k_experiment_runs_unchanged_on_a_val_sequence(shared_dir, tmp_path):
+    """The toolkit's own ExperimentGOT10k (no subclass) on the real GOT-10k val sample: AO and SR
+    as ``track-eval score --dataset got10k`` computes them from the same files."""
+    from got10k.experiments import ExperimentGOT10k
+
+    root = shared_dir / "data" / "training" / "got10k_val_sample"
+    exp = ExperimentGOT10k(str(root), subset="val", result_dir=str(tmp_path / "results"),
+                           report_dir=str(tmp_path / "reports"))
+    tracker = B2Tracker("dimp", budget=0.3, threads=1)
+    exp.run(tracker)  # deterministic: one repetition instead of three
+    runs = sorted((tmp_path / "results" / "GOT-10k" / tracker.name).glob("*/*_[0-9][0-9][0-9].txt"))
+    assert [p.name for p in runs] == ["GOT-10k_Val_000001_001.txt"]
+    perf = exp.report([tracker.name])[tracker.name]["overall"]
+    ours = _score_got10k(root, tmp_path / "results" / "GOT-10k")[tracker.name]
+    assert 0.2 < perf["ao"] < 1.0
+    assert ours["ao"] == pytest.approx(perf["ao"], abs=1e-9)
+    assert ours["sr50"] == pytest.approx(perf["sr"], abs=1e-9)
+
+
+def _score_got10k(anno: Path, results: Path) -> dict:
+    run = subprocess.run([sys.executable, "-m", "eval.cli", "score", "--dataset", "got10k", "--anno", str(anno),
+                          "--results", str(results), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)["trackers"]
