@@ -68,18 +68,23 @@ def _schedule(cfg: SearchConfig, step: int) -> dict:
 
 
 def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=None,
-           progress: bool = False, input_size: int | None = None, backbone_name: str | None = None) -> SearchResult:
+           progress: bool = False, input_size: int | None = None, backbone_name: str | None = None,
+           select_costs: dict[str, int] | None = None) -> SearchResult:
     """Run the MixBin search on ``model`` (which contains a Backbone) and return a spec.
 
     ``batches``: an iterable or a start-step callable (see ``loop.batches_from``).
     ``out_dir``: where ``search.pt`` (resume state) and ``log.jsonl`` go; the run
     resumes from ``search.pt`` if it is there.
+    ``select_costs``: per-unit costs the gates and the thresholding work with
+    instead of MACs, with ``cfg.budget`` in their terms (a latency budget mapped
+    by ``mixbin.latency_budget``); the spec's budget is always in MACs.
     """
     init_distributed()
     backbone = find_backbone(model)
     name = backbone_name or backbone.name
     size = input_size or backbone.search_size
-    macs = {n: c.macs for n, c in unit_costs(backbone, size).items()}
+    real_macs = {n: c.macs for n, c in unit_costs(backbone, size).items()}
+    macs = real_macs if select_costs is None else dict(select_costs)
     capacity(macs, cfg.budget)  # raises BudgetError early for an impossible budget
     torch.manual_seed(cfg.seed)
 
@@ -141,10 +146,13 @@ def search(model: torch.nn.Module, loss_fn, batches, cfg: SearchConfig, out_dir=
         exp_cost = float(gates_cost(macs, gates.as_dict()))
     sel = threshold(macs, cfg.budget, final, cfg.select_tol)
     backbone.set_modes(sel.modes)
+    sel_prov = sel.provenance(cfg.budget)
+    if select_costs is not None:  # those figures are in the select costs' terms, not the spec's MACs
+        sel_prov = {f"select_{k}": v for k, v in sel_prov.items()}
     prov = {"strategy": "mixbin", "seed": cfg.seed, "steps": cfg.steps, **cfg.provenance,
-            **sel.provenance(cfg.budget), "gates": {n: round(v, 4) for n, v in final.items()},
+            **sel_prov, "gates": {n: round(v, 4) for n, v in final.items()},
             "expected_cost": round(exp_cost, 5), "search_wall_time_s": round(wall, 1)}
-    spec = Spec.build(name, sel.modes, size, prov, macs)
+    spec = Spec.build(name, sel.modes, size, prov, real_macs)
     run.log(event="selected", budget=spec.budget, units=spec.units, time=time.time())
     run.close()
     return SearchResult(spec, final, exp_cost, sel, wall)

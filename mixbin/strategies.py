@@ -45,6 +45,9 @@ class StrategyInputs:
     sensitivity_batches: int = 4
     iterative_direction: str = "add"
     overrides: dict = field(default_factory=dict)  # SearchConfig / PruneConfig fields
+    # Per-unit costs the selection works with instead of MACs, ``budget`` in their terms (a latency
+    # budget: mixbin.latency_budget); the spec's own budget stays in MACs. Not for prune.
+    select_costs: dict | None = None
 
 
 @dataclass
@@ -90,6 +93,7 @@ class _Job:
         self.backbone_name = inp.backbone_name or backbone.name
         self.size = inp.input_size or backbone.search_size
         self.macs = {n: c.macs for n, c in unit_costs(backbone, self.size).items()}
+        self.costs = dict(inp.select_costs) if inp.select_costs is not None else self.macs  # what selection weighs
         self.prov = {"strategy": name, "seed": inp.seed, **inp.provenance}
         self.t0 = time.perf_counter()
         # mixbin and prune keep their own log.jsonl (the search's), so they get none here.
@@ -99,8 +103,10 @@ class _Job:
     def done(self, sel, extra=None) -> StrategyResult:
         """The spec of a selection, its provenance and wall time; logged as selected."""
         info = {**(extra or {}), "wall_time_s": round(time.perf_counter() - self.t0, 1)}
-        spec = Spec.build(self.backbone_name, sel.modes, self.size,
-                          {**self.prov, **sel.provenance(self.inp.budget), **info}, self.macs)
+        sel_prov = sel.provenance(self.inp.budget)
+        if self.inp.select_costs is not None:  # those figures are in the select costs' terms, not MACs
+            sel_prov = {f"select_{k}": v for k, v in sel_prov.items()}
+        spec = Spec.build(self.backbone_name, sel.modes, self.size, {**self.prov, **sel_prov, **info}, self.macs)
         self.log(event="selected", budget=spec.budget, units=spec.units, time=time.time())
         return StrategyResult(spec, None, info)
 
@@ -126,8 +132,10 @@ def run_strategy(name: str, inp: StrategyInputs) -> StrategyResult:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     job = _Job(name, inp)
+    if inp.select_costs is not None and name == "prune":
+        raise ValueError("prune removes channels: its cost is not a per-unit FP/binary table; use MACs")
     if STRATEGIES[name].needs_budget:
-        capacity(job.macs, inp.budget)  # BudgetError now rather than after a long measurement
+        capacity(job.costs, inp.budget)  # BudgetError now rather than after a long measurement
     try:
         return STRATEGIES[name].make(job)
     finally:
@@ -139,13 +147,13 @@ def _mixbin(job: _Job) -> StrategyResult:
     job.calibrate()
     inp = job.inp
     res = search(inp.model, inp.loss_fn, inp.train_batches, SearchConfig(**job.search_config()), inp.out_dir,
-                 inp.progress, job.size, job.backbone_name)
+                 inp.progress, job.size, job.backbone_name, select_costs=inp.select_costs)
     return StrategyResult(res.spec, None, {"wall_time_s": round(res.wall_time_s, 1), "expected_cost": res.expected_cost})
 
 
 @strategy("random", "random unit assignments that meet the budget (one per seed)")
 def _random(job: _Job) -> StrategyResult:
-    return job.done(baselines.random_modes(job.macs, job.inp.budget, job.inp.seed))
+    return job.done(baselines.random_modes(job.costs, job.inp.budget, job.inp.seed))
 
 
 @strategy("iterative", "greedy: return to FP the unit with the best validation gain per cost until the budget is used")
@@ -153,7 +161,7 @@ def _iterative(job: _Job) -> StrategyResult:
     job.calibrate()
     inp = job.inp
     val = list(inp.val_batches) or list(itertools.islice(batches_from(inp.train_batches, 0), 4))
-    sel, hist = baselines.iterative_modes(job.macs, inp.budget, assignment_loss(inp.model, inp.loss_fn, val),
+    sel, hist = baselines.iterative_modes(job.costs, inp.budget, assignment_loss(inp.model, inp.loss_fn, val),
                                           inp.iterative_direction, log=lambda **r: job.log(**r, time=time.time()))
     return job.done(sel, {"greedy": hist, "direction": inp.iterative_direction})
 
@@ -161,13 +169,13 @@ def _iterative(job: _Job) -> StrategyResult:
 @strategy("first-last", "the classic BNN rule: first and last units FP, then by binarization error per cost")
 def _first_last(job: _Job) -> StrategyResult:
     errs = job.sensitivity()
-    return job.done(baselines.first_last_modes(job.macs, job.inp.budget, errs), {"binarization_error": errs})
+    return job.done(baselines.first_last_modes(job.costs, job.inp.budget, errs), {"binarization_error": errs})
 
 
 @strategy("sensitivity", "units ranked by binarization error weighed by cost (Hybrid Binary Networks)")
 def _sensitivity(job: _Job) -> StrategyResult:
     errs = job.sensitivity()
-    return job.done(baselines.sensitivity_modes(job.macs, job.inp.budget, errs), {"binarization_error": errs})
+    return job.done(baselines.sensitivity_modes(job.costs, job.inp.budget, errs), {"binarization_error": errs})
 
 
 @strategy("prune", "structured channel pruning of the FP network to the same cost (ChipNet-style)")
