@@ -36,6 +36,34 @@ def test_conjugate_gradient_reaches_the_least_squares_solution():
     assert torch.allclose(tf.f.reshape(-1), ref, atol=1e-3)
 
 
+def test_few_warm_started_cg_steps_match_a_dense_reference():
+    """Three steps from a warm start (what every frame update does) equal plain CG on the dense
+    normal equations: the solver's residual and step formulas, not only its fixed point."""
+    torch.manual_seed(1)
+    n, c, k, s = 5, 3, 3, 9
+    x = torch.randn(n, c, s, s)
+    y = torch.stack([gaussian_label(s - k + 1, (0.5, -1), 1.2) for _ in range(n)])
+    w = torch.softmax(torch.randn(n), 0)
+    tf = TargetFilter(c, k, s, reg=0.05)
+    f0 = 0.1 * torch.randn(1, c, k, k)
+    tf.f = f0.clone()
+    tf.optimise(tf.spectrum(x), y, w, iters=3)
+    a = F.unfold(x, k).transpose(1, 2).double()
+    lam = 0.05 * (s - k + 1) ** 2
+    h = sum(w[i].double() * a[i].T @ a[i] for i in range(n)) + lam * torch.eye(c * k * k, dtype=torch.float64)
+    b = sum(w[i].double() * a[i].T @ y[i].reshape(-1).double() for i in range(n))
+    f = f0.reshape(-1).double()
+    r = b - h @ f
+    p, rr = r.clone(), float(r @ r)
+    for _ in range(3):
+        hp = h @ p
+        alpha = rr / float(p @ hp)
+        f, r = f + alpha * p, r - alpha * hp
+        rr, rr_old = float(r @ r), rr
+        p = r + rr / rr_old * p
+    torch.testing.assert_close(tf.f.reshape(-1).double(), f, atol=1e-4, rtol=1e-3)
+
+
 def test_memory_decays_weights_and_keeps_first_frame():
     m = SampleMemory(capacity=5, lr=0.5)
     m.init(torch.zeros(2, 1), torch.zeros(2, 1))
