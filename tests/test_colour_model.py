@@ -105,3 +105,69 @@ def test_strided_model_agrees_with_every_pixel():
     b = strided.response(img, (20, 30), centres)
     assert np.abs(a - b).max() < 0.1 and np.abs(a - b).mean() < 0.02
     assert np.unravel_index(np.argmax(a), a.shape) == np.unravel_index(np.argmax(b), b.shape)
+
+
+def _response_reference(model, crop, window, centres):
+    """Window means from an integral image of the whole (strided) crop's likelihood."""
+    import cv2
+    k = model.stride
+    lik = model.likelihood(crop[::k, ::k])
+    ii = cv2.integral(lik, sdepth=cv2.CV_64F)
+    h, w = lik.shape
+    r, c = centres[..., 0] / k, centres[..., 1] / k
+    hw, hh = window[0] / 2 / k, window[1] / 2 / k
+    x0, x1 = (np.clip(np.round(c + d), 0, w).astype(int) for d in (-hw, hw))
+    y0, y1 = (np.clip(np.round(r + d), 0, h).astype(int) for d in (-hh, hh))
+    s = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    return (s / np.maximum((x1 - x0) * (y1 - y0), 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_response_over_the_covered_region_equals_the_whole_crop(stride):
+    """The likelihood is computed only where some window reaches; the means are those of the
+    whole crop's integral image (windows inside, and clipped at every edge)."""
+    rng = np.random.default_rng(stride)
+    crop = rng.integers(0, 255, (101, 87, 3), dtype=np.uint8)
+    crop[30:60, 20:50] = RED
+    m = ColourModel(stride=stride)
+    m.update(crop, center=(34.5, 44.5), size=(30, 30))
+    inner = np.stack(np.meshgrid(np.arange(40, 62, 4.0), np.arange(30, 58, 4.0), indexing="ij"), -1)
+    edges = np.array([[[0.0, 0.0], [100.0, 86.0], [50.0, 3.0], [97.0, 40.0]]])
+    for centres, window in ((inner, (12, 16)), (edges, (25, 31)), (inner, (200, 200))):
+        got = m.response(crop, window, centres)
+        np.testing.assert_allclose(got, _response_reference(m, crop, window, centres), atol=1e-6)
+
+
+def _histograms_reference(img, center, size, inner=0.1):
+    """Target and ring histograms from boolean masks over the whole image."""
+    h, w = img.shape[:2]
+    cx, cy = center
+    tw, th = size
+    avg = (tw + th) / 2
+    yy, xx = np.ogrid[:h, :w]
+
+    def box(bw, bh):
+        return (np.abs(xx - cx) <= bw / 2) & (np.abs(yy - cy) <= bh / 2)
+
+    fg = box(max(1.0, tw - 2 * inner * avg), max(1.0, th - 2 * inner * avg))
+    bg = box(tw + avg, th + avg) & ~box(tw, th)
+    bins = colour_bins(img)
+    out = []
+    for mask in (fg, bg):
+        c = np.bincount(bins[mask], minlength=1 << (3 * BITS)).astype(np.float64)
+        out.append(c / max(c.sum(), 1.0))
+    return out
+
+
+def test_rectangle_histograms_equal_boolean_masks():
+    """Counting by slices (the ring as grown box minus box) gives the masks' histograms exactly,
+    with fractional centres and boxes clipped at every image edge."""
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    for center, size in (((64.3, 45.7), (21.0, 33.5)), ((3.5, 2.0), (30.0, 18.0)),
+                         ((127.2, 88.9), (40.0, 25.0)), ((65.0, 45.0), (150.0, 120.0))):
+        m = ColourModel(lr=1.0)
+        m.update(img, center, size)
+        fg, bg = _histograms_reference(img, center, size)
+        np.testing.assert_array_equal(m.fg, fg)
+        np.testing.assert_array_equal(m.bg, bg)

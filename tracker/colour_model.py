@@ -21,13 +21,23 @@ BITS = 5  # 32 bins per channel, as in Staple
 
 
 def colour_bins(img: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 -> HxW int bin index (BITS bits per channel)."""
-    q = (img >> (8 - BITS)).astype(np.int32)
-    return (q[..., 0] << (2 * BITS)) | (q[..., 1] << BITS) | q[..., 2]
+    """HxWx3 uint8 -> HxW uint16 bin index (BITS bits per channel). In place on one uint16 array:
+    half the time of int32 arithmetic with temporaries."""
+    q = img >> (8 - BITS)
+    b = q[..., 0].astype(np.uint16)
+    b <<= BITS
+    b |= q[..., 1]
+    b <<= BITS
+    b |= q[..., 2]
+    return b
 
 
-def _histogram(bins: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    h = np.bincount(bins[mask], minlength=1 << (3 * BITS)).astype(np.float64)
+def _counts(bins: np.ndarray) -> np.ndarray:
+    return np.bincount(bins.ravel(), minlength=1 << (3 * BITS))
+
+
+def _normalised(counts: np.ndarray) -> np.ndarray:
+    h = counts.astype(np.float64)
     return h / max(h.sum(), 1.0)
 
 
@@ -40,21 +50,25 @@ class ColourModel:
         self.lr, self.inner, self.stride = lr, inner, max(1, int(stride))
         self.fg = self.bg = None
 
-    def _masks(self, shape, center, size):
-        """Boolean masks of the target box (shrunk by ``inner`` of its mean side) and of the ring
-        between the box and the box grown by the mean side, clipped to the image."""
+    def _boxes(self, shape, center, size):
+        """(rows, cols) slices of the target box shrunk by ``inner`` of its mean side, of the box
+        itself and of the box grown by the mean side (the ring is grown minus box), clipped to
+        the image. Pixel (y, x) is in a w x h box when |x - cx| <= w/2 and |y - cy| <= h/2."""
         h, w = shape
         cx, cy = center
         tw, th = float(size[0]), float(size[1])
         avg = (tw + th) / 2
-        yy, xx = np.ogrid[:h, :w]
+        xs, ys = np.arange(w), np.arange(h)
+
+        def span(v, c, half):  # the run of v with |v - c| <= half, as a slice
+            idx = np.flatnonzero(np.abs(v - c) <= half)
+            return slice(idx[0], idx[-1] + 1) if idx.size else slice(0, 0)
 
         def box(bw, bh):
-            return (np.abs(xx - cx) <= bw / 2) & (np.abs(yy - cy) <= bh / 2)
+            return span(ys, cy, bh / 2), span(xs, cx, bw / 2)
 
-        fg = box(max(1.0, tw - 2 * self.inner * avg), max(1.0, th - 2 * self.inner * avg))
-        bg = box(tw + avg, th + avg) & ~box(tw, th)
-        return fg, bg
+        return (box(max(1.0, tw - 2 * self.inner * avg), max(1.0, th - 2 * self.inner * avg)),
+                box(tw, th), box(tw + avg, th + avg))
 
     def update(self, img: np.ndarray, center, size) -> None:
         """Learn from the target at ``center`` (x, y) with ``size`` (w, h); the first call initialises."""
@@ -68,10 +82,12 @@ class ColourModel:
             return
         k = self.stride
         patch = img[y0:y1:k, x0:x1:k]
-        fg_mask, bg_mask = self._masks(patch.shape[:2], ((center[0] - x0) / k, (center[1] - y0) / k),
-                                       np.asarray(size, float) / k)
+        inner, box, grown = self._boxes(patch.shape[:2], ((center[0] - x0) / k, (center[1] - y0) / k),
+                                        np.asarray(size, float) / k)
         bins = colour_bins(patch)
-        fg, bg = _histogram(bins, fg_mask), _histogram(bins, bg_mask)
+        # rectangles count by slicing; the ring is the grown box's counts minus the box's
+        fg = _normalised(_counts(bins[inner]))
+        bg = _normalised(_counts(bins[grown]) - _counts(bins[box]))
         if self.fg is None:
             self.fg, self.bg = fg, bg
         else:
@@ -87,15 +103,20 @@ class ColourModel:
         """Mean likelihood in a ``window`` = (w, h) px box centred at every (row, col) of
         ``centres`` (crop pixels; shape (..., 2)); windows are clipped to the crop."""
         k = self.stride
-        lik = self.likelihood(crop[::k, ::k])
-        ii = cv2.integral(lik, sdepth=cv2.CV_64F)
-        h, w = lik.shape
+        h, w = -(-crop.shape[0] // k), -(-crop.shape[1] // k)  # the strided crop's size
         r, c = centres[..., 0] / k, centres[..., 1] / k  # pixel p of the strided crop is crop pixel k·p
         hw, hh = window[0] / 2 / k, window[1] / 2 / k
         x0 = np.clip(np.round(c - hw), 0, w).astype(int)
         x1 = np.clip(np.round(c + hw), 0, w).astype(int)
         y0 = np.clip(np.round(r - hh), 0, h).astype(int)
         y1 = np.clip(np.round(r + hh), 0, h).astype(int)
+        # only the pixels some window covers (often half the crop): same sums, less work
+        ya, yb, xa, xb = y0.min(), y1.max(), x0.min(), x1.max()
+        if yb <= ya or xb <= xa:  # every window empty
+            return np.zeros(centres.shape[:-1], np.float32)
+        lik = self.likelihood(crop[ya * k: yb * k: k, xa * k: xb * k: k])
+        ii = cv2.integral(lik, sdepth=cv2.CV_64F)
+        y0, y1, x0, x1 = y0 - ya, y1 - ya, x0 - xa, x1 - xa
         s = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
         area = np.maximum((x1 - x0) * (y1 - y0), 1)
         return (s / area).astype(np.float32)
