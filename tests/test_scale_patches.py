@@ -1,11 +1,13 @@
 """The scale filter's fast stages against slow references: shared-region patches vs one crop and
-resize per scale, and the cartToPolar gradient histograms vs an arctan2 version."""
+resize per scale, the cartToPolar gradient histograms vs an arctan2 version, and fDSST's
+interpolated response (fewer scales cut) vs an explicit trigonometric sum and the full filter."""
 import cv2
 import numpy as np
 import pytest
 
 from tests.test_scale_filter import _texture, _zoom
-from tracker.scale_filter import BINS, CELL, ScaleFilter, gradient_histograms
+from tracker.scale_filter import BINS, CELL, ScaleFilter, gradient_histograms, interpolate_periodic
+from tracker.siamfc import SiamFCParams
 
 
 def _histograms_reference(patches):
@@ -74,3 +76,47 @@ def test_shared_and_each_filters_estimate_the_same_zoom(seed):
 def test_unknown_patch_mode_is_refused():
     with pytest.raises(ValueError, match="patches"):
         ScaleFilter(patches="pyramid")
+
+
+def _trig_reference(spectrum, t):
+    """The periodic band-limited signal with DFT ``spectrum`` at (fractional) sample positions t."""
+    n = len(spectrum)
+    ks = np.arange(n)
+    ks = np.where(ks > n // 2, ks - n, ks)  # signed frequencies
+    terms = spectrum[None, :] * np.exp(2j * np.pi * ks[None, :] * t[:, None] / n)
+    if n % 2 == 0:  # the Nyquist term counts as a cosine
+        terms[:, n // 2] = spectrum[n // 2] * np.cos(np.pi * n * t / n)
+    return terms.sum(1).real / n
+
+
+@pytest.mark.parametrize("n, factor", [(17, 2), (17, 3), (9, 4), (16, 2)])
+def test_periodic_interpolation_equals_the_trigonometric_sum(n, factor):
+    x = np.random.default_rng(n + factor).normal(size=n)
+    got = interpolate_periodic(np.fft.fft(x), factor)
+    np.testing.assert_allclose(got, _trig_reference(np.fft.fft(x), np.arange(n * factor) / factor), atol=1e-9)
+    np.testing.assert_allclose(got[::factor], x, atol=1e-9)  # the samples themselves are kept
+    np.testing.assert_allclose(interpolate_periodic(np.fft.fft(x), 1), x, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_fdsst_estimates_within_one_step_of_the_full_filter(seed):
+    """17 scales cut and the response interpolated to 33 against all 33 cut, over a run of zooms."""
+    grey, centre, size = _texture(seed), np.array([160.0, 120.0]), np.array([44.0, 40.0])
+    full, fast = ScaleFilter(), ScaleFilter(sampled=17)
+    assert len(fast.factors) == 17 and np.allclose(fast.out_factors, full.factors)
+    for sf in (full, fast):
+        sf.init(grey, centre, size)
+    for steps in (-6, -3, -1, 0, 1, 4, 7):
+        img = _zoom(grey, centre, 1.02 ** steps)
+        a, b = full.estimate(img, centre, size), fast.estimate(img, centre, size)
+        assert abs(np.log(a / b) / np.log(1.02)) <= 1.0 + 1e-9, (steps, a, b)
+        assert abs(np.log(b) / np.log(1.02) - steps) <= 1.0 + 1e-9, (steps, b)  # and near the truth
+
+
+def test_sampled_scales_must_fall_on_the_scale_grid():
+    for bad in (2, 16, 34):
+        with pytest.raises(ValueError, match="sampled scales"):
+            ScaleFilter(sampled=bad)
+        with pytest.raises(ValueError, match="sampled scales"):
+            SiamFCParams.from_kwargs(dsst_sampled=bad)
+    assert len(ScaleFilter(sampled=0).factors) == 33 and len(ScaleFilter(sampled=9).factors) == 9

@@ -75,16 +75,22 @@ class ScaleFilter:
     resampling at zoom 0.73-1.37 blurs or aliases a little where a per-patch area resize would not."""
 
     def __init__(self, n_scales: int = 33, step: float = 1.02, model_area: int = 512, lr: float = 0.025,
-                 reg: float = 1e-2, sigma_factor: float = 0.25, patches: str = "each"):
+                 reg: float = 1e-2, sigma_factor: float = 0.25, patches: str = "each", sampled: int = 0):
         if patches not in PATCH_MODES:
             raise ValueError(f"patches must be one of {', '.join(PATCH_MODES)}, got {patches!r}")
-        self.n, self.step, self.model_area, self.lr, self.reg = n_scales, step, model_area, lr, reg
+        check_sampled(n_scales, sampled)
+        n = sampled or n_scales
+        self.n, self.step, self.model_area, self.lr, self.reg = n, step, model_area, lr, reg
         self.patches = patches
-        k = np.arange(n_scales) - (n_scales - 1) // 2  # scale exponents, 0 in the middle
-        self.factors = step ** k.astype(np.float64)
-        sigma = np.sqrt(n_scales) * sigma_factor
+        # fDSST (Danelljan et al., TPAMI 2017): patches are cut at only ``sampled`` scales, every
+        # ``spacing``-th of the n_scales, and the response is interpolated to all n_scales.
+        self.spacing = (n_scales - 1) // (n - 1)
+        k = (np.arange(n) - (n - 1) // 2) * self.spacing  # sampled scale exponents, 0 in the middle
+        self.factors = step ** k.astype(np.float64)  # the sampled ones
+        self.out_factors = step ** (np.arange(n_scales) - (n_scales - 1) // 2).astype(np.float64)
+        sigma = np.sqrt(n_scales) * sigma_factor  # in steps, whatever is sampled
         self.label_hat = np.fft.fft(np.exp(-0.5 * (k / sigma) ** 2))  # Gaussian over scales
-        self.window = np.hanning(n_scales + 2)[1:-1]  # no zero weights at the ends
+        self.window = np.hanning(n + 2)[1:-1]  # no zero weights at the ends
         self.num = self.den = None
         self.model_size = None
         self._last = None  # (image, centre, size, features) of the latest sample
@@ -174,5 +180,29 @@ class ScaleFilter:
     def estimate(self, grey: np.ndarray, center, size) -> float:
         """The size factor (one of ``factors``) at which the target at ``center`` now appears."""
         z = self._sample(grey, center, size)
-        resp = np.fft.ifft((np.conj(self.num) * z).sum(0) / (self.den + self.reg)).real
-        return float(self.factors[int(np.argmax(resp))])
+        resp_hat = (np.conj(self.num) * z).sum(0) / (self.den + self.reg)
+        resp = interpolate_periodic(resp_hat, self.spacing)[: len(self.out_factors)]
+        return float(self.out_factors[int(np.argmax(resp))])
+
+
+def check_sampled(n_scales: int, sampled: int) -> None:
+    """``sampled`` scales must fall on every k-th of the n_scales, both ends included (0: all)."""
+    if sampled and (sampled < 3 or sampled > n_scales or (n_scales - 1) % (sampled - 1)):
+        raise ValueError(f"sampled scales must be 0 or a count k with {n_scales} - 1 a multiple of k - 1, "
+                         f"got {sampled}")
+
+
+def interpolate_periodic(spectrum: np.ndarray, factor: int) -> np.ndarray:
+    """The periodic signal with DFT ``spectrum`` (length n) at ``factor`` times as many points
+    (trigonometric interpolation: the spectrum zero-padded in the middle); point factor·i is sample i."""
+    n = len(spectrum)
+    if factor == 1:
+        return np.fft.ifft(spectrum).real
+    padded = np.zeros(n * factor, complex)
+    half = (n + 1) // 2  # frequencies 0..half-1 and the negative ones
+    padded[:half] = spectrum[:half]
+    padded[n * factor - (n - half):] = spectrum[half:]
+    if n % 2 == 0:  # split the Nyquist term between +/- so the result stays real
+        padded[n // 2] = spectrum[n // 2] / 2
+        padded[n * factor - n // 2] = spectrum[n // 2] / 2
+    return np.fft.ifft(padded).real * factor

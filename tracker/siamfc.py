@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import crops
-from .scale_filter import PATCH_MODES, ScaleFilter
+from .scale_filter import PATCH_MODES, ScaleFilter, check_sampled
 
 
 @dataclass
@@ -36,6 +36,9 @@ class SiamFCParams:
     # area-resized region in one remap (~2 ms/frame less, but VOT bag's AUC fell 0.50 -> 0.38
     # with it on the FP model: tracker/scale_filter.py, BENCHMARKS.md "Per-frame work (issue 14)")
     dsst_patches: str = "each"
+    # fDSST: patches cut at only this many of the dsst_scales (every k-th, ends included), the
+    # scale response interpolated to all of them; 0 cuts every scale. 17 of 33 halves the cuts.
+    dsst_sampled: int = 0
     num_scales: int = 3
     scale_step: float = 1.0375
     scale_penalty: float = 0.9745  # multiplies the peak of every non-central scale
@@ -70,6 +73,7 @@ class SiamFCParams:
             raise ValueError(f"scale_mode must be 'pyramid' or 'dsst', got {self.scale_mode!r}")
         if self.dsst_patches not in PATCH_MODES:
             raise ValueError(f"dsst_patches must be one of {', '.join(PATCH_MODES)}, got {self.dsst_patches!r}")
+        check_sampled(self.dsst_scales, self.dsst_sampled)
         for name in self._unit_interval:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
@@ -167,7 +171,8 @@ class SiamFCTracker:
         self.scale_filter = None
         if p.scale_mode == "dsst":
             self.scales = np.ones(1)
-            self.scale_filter = ScaleFilter(p.dsst_scales, p.dsst_step, lr=p.dsst_lr, patches=p.dsst_patches)
+            self.scale_filter = ScaleFilter(p.dsst_scales, p.dsst_step, lr=p.dsst_lr, patches=p.dsst_patches,
+                                            sampled=p.dsst_sampled)
             self.scale_filter.init(self._grey(img), self.center, self.size)
         else:
             n = p.num_scales
@@ -292,12 +297,14 @@ class SiamFCTracker:
         """Upsample every scale, penalise the non-central ones; the best (index, map normalised to sum 1)."""
         p = self.params
         up = self._upsample(scores)
-        # Penalise peak heights above the global floor: logits can be negative,
-        # and scaling a negative peak by <1 would favour that scale instead.
-        peaks = up.flatten(1).max(dim=1).values.double().numpy() - float(up.min())
-        mid = (len(peaks) - 1) // 2
-        peaks[np.arange(len(peaks)) != mid] *= p.scale_penalty
-        si = int(np.argmax(peaks))
+        si = 0
+        if len(up) > 1:  # one map (the DSST scale mode) has nothing to choose
+            # Penalise peak heights above the global floor: logits can be negative,
+            # and scaling a negative peak by <1 would favour that scale instead.
+            peaks = up.flatten(1).max(dim=1).values.double().numpy() - float(up.min())
+            mid = (len(peaks) - 1) // 2
+            peaks[np.arange(len(peaks)) != mid] *= p.scale_penalty
+            si = int(np.argmax(peaks))
         r = up[si].numpy()  # float32, as are the window and the maps made from it
         r = r - r.min()
         return si, r / np.float32(max(float(r.sum(dtype=np.float64)), 1e-12))
