@@ -32,13 +32,6 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as one line (exit status 2), no usage dump."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _add_dataset(p, with_root_alias):
     p.add_argument("--dataset", required=True, choices=DATASETS,
                    help="benchmark layout: " + ", ".join(DATASETS))
@@ -65,9 +58,11 @@ def _add_scoring(p):
 
 
 def build_parser():
-    parser = _Parser(prog="track-eval", description=_DESCRIPTION, epilog=_EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+    from tracker.cli_common import Parser  # tracker's __init__ is light: no torch while scoring
+
+    parser = Parser(prog="track-eval", description=_DESCRIPTION, epilog=_EXAMPLES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="{run,score,report}")
 
     score = sub.add_parser("score", help="score raw results against ground truth",
@@ -215,9 +210,9 @@ def cmd_run(args):
     if args.param:
         if args.tracker in trackers.PEERS:
             raise EvalError(f"--param applies to our trackers only, not {args.tracker}")
-        from tracker.api import parse_params
+        from tracker.cli_common import parse_key_values
         try:
-            params = parse_params(args.param)
+            params = parse_key_values(args.param, "--param")
         except ValueError as e:
             raise EvalError(str(e)) from None
     threads = args.threads
@@ -266,18 +261,15 @@ def cmd_run(args):
     return 0
 
 
-def main(argv=None):
+def _dispatch(argv):
     args = build_parser().parse_args(argv)
-    command = {"score": cmd_score, "run": cmd_run, "report": cmd_report}[args.command]
-    try:
-        return command(args)
-    except EvalError as e:
-        print(f"track-eval: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"track-eval: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
-              file=sys.stderr)
-        return 2
+    return {"score": cmd_score, "run": cmd_run, "report": cmd_report}[args.command](args)
+
+
+def main(argv=None):
+    """The exit status (the console script exits with it): 2 and one line for any user error."""
+    from tracker.cli_common import run_cli
+    return run_cli("track-eval", lambda: _dispatch(argv), user_errors=(EvalError,))
 
 
 if __name__ == "__main__":

@@ -16,20 +16,8 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
-
-
-def _fail(msg: str) -> NoReturn:
-    print(f"mixbin: error: {msg}", file=sys.stderr)
-    sys.exit(2)
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr and exit status 2, like every other error here."""
-
-    def error(self, message):  # noqa: D401
-        _fail(f"{self.prog}: {message}")
+from tracker.cli_common import CLIError, Parser, os_error_line, parse_key_values, run_cli
 
 
 def cmd_summary(args) -> None:
@@ -43,25 +31,25 @@ def cmd_summary(args) -> None:
             _, spec_d, _ = read_model(args.spec)
             spec = Spec.from_dict(spec_d) if spec_d else None
         except (CheckpointError, SpecError) as e:
-            _fail(f"--spec: {e}")
+            raise CLIError(f"--spec: {e}")
         if spec is None:
-            _fail(f"--spec {args.spec}: the checkpoint carries no spec (give --backbone for an FP summary)")
+            raise CLIError(f"--spec {args.spec}: the checkpoint carries no spec (give --backbone for an FP summary)")
     elif args.spec:
         try:
             spec = Spec.load(args.spec)
         except SpecError as e:
-            _fail(str(e))
+            raise CLIError(str(e))
     backbone = args.backbone or (spec.backbone if spec else None)
     if backbone is None:
-        _fail("give --backbone NAME or --spec FILE")
+        raise CLIError("give --backbone NAME or --spec FILE")
     if backbone not in list_backbones():
-        _fail(f"unknown backbone {backbone!r}; available: {', '.join(list_backbones())}")
+        raise CLIError(f"unknown backbone {backbone!r}; available: {', '.join(list_backbones())}")
     if args.input_size is not None and args.input_size < 32:
-        _fail(f"--input-size must be >= 32, got {args.input_size}")
+        raise CLIError(f"--input-size must be >= 32, got {args.input_size}")
     try:
         s = summarize(backbone, spec, args.input_size)
     except (ValueError, RuntimeError) as e:
-        _fail(str(e))
+        raise CLIError(str(e))
     if args.json:
         print(json.dumps(s))
     else:
@@ -95,12 +83,12 @@ def load_pairs(data: str):
     train.pt (+ val.pt) tensor files, or a tracker.train.data JSON config file."""
     p = Path(data)
     if not p.exists():
-        _fail(f"--data {data}: no such file or folder")
+        raise CLIError(f"--data {data}: no such file or folder")
     from tracker.train.data.paths import EvalDataError, check_training_path
     try:
         check_training_path(p)  # the evaluation sequences never feed training
     except EvalDataError as e:
-        _fail(str(e))
+        raise CLIError(str(e))
     try:
         if p.is_file() and p.suffix == ".json":
             from tracker.train.data import make_datasets
@@ -113,8 +101,8 @@ def load_pairs(data: str):
         if any(p.glob("shard_*")):
             return ShardDataset(p), None
     except (OSError, ValueError, KeyError) as e:
-        _fail(f"--data {data}: {e}")
-    _fail(f"--data {data}: expected train/ and val/ shard folders, shard_* folders, train.pt, or a .json data config")
+        raise CLIError(f"--data {data}: {e}")
+    raise CLIError(f"--data {data}: expected train/ and val/ shard folders, shard_* folders, train.pt, or a .json data config")
 
 
 def fixed_batches(ds, batch_size: int, n: int) -> list:
@@ -143,7 +131,7 @@ def build_net(backbone: str, state: dict | None, fp32: bool):
         try:
             net.load_state_dict(state)
         except RuntimeError as e:
-            _fail(f"teacher weights do not fit backbone {backbone}: {state_dict_problem(e)}")
+            raise CLIError(f"teacher weights do not fit backbone {backbone}: {state_dict_problem(e)}")
     if not fp32:
         net = net.to(memory_format=torch.channels_last)
     return net
@@ -157,16 +145,16 @@ def load_teacher(path: str | None):
     try:
         state, spec, meta = read_model(path)
     except CheckpointError as e:
-        _fail(f"--teacher: {e}")
+        raise CLIError(f"--teacher: {e}")
     if spec and any(m != "fp" for m in spec.get("units", {}).values()):
-        _fail(f"--teacher {path} is a B2NN (spec has binary units); the teacher must be the FP model")
+        raise CLIError(f"--teacher {path} is a B2NN (spec has binary units); the teacher must be the FP model")
     return state, backbone_name_of(spec, meta), str(path)
 
 
 def check_backbone(name: str) -> None:
     from backbones import list_backbones
     if name not in list_backbones():
-        _fail(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
+        raise CLIError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
 
 
 def check_out(out: str) -> None:
@@ -176,9 +164,9 @@ def check_out(out: str) -> None:
     while not p.exists() and p.parent != p:
         p = p.parent
     if not p.is_dir():
-        _fail(f"--out {out}: {p} is not a folder")
+        raise CLIError(f"--out {out}: {p} is not a folder")
     if not os.access(p, os.W_OK | os.X_OK):
-        _fail(f"--out {out}: {p} is not writable")
+        raise CLIError(f"--out {out}: {p} is not writable")
 
 
 def _check_reachable(backbone: str, budget: float, input_size: int | None) -> None:
@@ -189,27 +177,20 @@ def _check_reachable(backbone: str, budget: float, input_size: int | None) -> No
     try:
         capacity({n: c.macs for n, c in unit_costs(net, input_size or net.search_size).items()}, budget)
     except BudgetError as e:
-        _fail(str(e))
+        raise CLIError(str(e))
 
 
 def overrides(pairs: list[str], cls) -> dict:
-    """``--set key=value`` (value parsed as JSON where it can be) checked against a config dataclass."""
+    """``--set key=value`` (``tracker.cli_common.parse_value``) checked against a config dataclass."""
     from dataclasses import fields
     names = {f.name for f in fields(cls)}
-    out = {}
-    for kv in pairs or []:
-        if "=" not in kv:
-            _fail(f"--set expects key=value, got {kv!r}")
-        k, v = kv.split("=", 1)
-        k = k.strip().replace("-", "_")
+    try:
+        out = parse_key_values(pairs, "--set")
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    for k in out:
         if k not in names:
-            _fail(f"--set {k}: not a {cls.__name__} field ({', '.join(sorted(names))})")
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-        if isinstance(out[k], list):
-            out[k] = tuple(out[k])
+            raise CLIError(f"--set {k}: not a {cls.__name__} field ({', '.join(sorted(names))})")
     return out
 
 
@@ -251,21 +232,21 @@ def cmd_search(args) -> None:
     from mixbin.strategies import NEEDS_BUDGET, StrategyInputs, run_strategy
 
     if args.strategy in NEEDS_BUDGET and args.budget is None:
-        _fail(f"--budget is required for strategy {args.strategy}")
+        raise CLIError(f"--budget is required for strategy {args.strategy}")
     if args.budget is not None and not 0 < args.budget <= 1:
-        _fail(f"--budget must be in (0, 1], got {args.budget}")
+        raise CLIError(f"--budget must be in (0, 1], got {args.budget}")
     if args.teacher is not None and not Path(args.teacher).is_file():
-        _fail(f"--teacher {args.teacher}: file not found")
+        raise CLIError(f"--teacher {args.teacher}: file not found")
     if args.steps is not None and args.steps < 1:
-        _fail(f"--steps must be >= 1, got {args.steps}")
+        raise CLIError(f"--steps must be >= 1, got {args.steps}")
     check_out(args.out)
     state, t_backbone, t_desc = load_teacher(args.teacher)
     backbone = args.backbone or t_backbone
     if backbone is None:
-        _fail("give --backbone NAME (or a --teacher checkpoint that names its backbone)")
+        raise CLIError("give --backbone NAME (or a --teacher checkpoint that names its backbone)")
     check_backbone(backbone)
     if t_backbone and args.backbone and t_backbone != args.backbone:
-        _fail(f"--teacher was trained with backbone {t_backbone}, not {args.backbone}")
+        raise CLIError(f"--teacher was trained with backbone {t_backbone}, not {args.backbone}")
     over = overrides(args.set, PruneConfig if args.strategy == "prune" else SearchConfig)
     if args.strategy in NEEDS_BUDGET:
         _check_reachable(backbone, args.budget, args.input_size)
@@ -292,7 +273,7 @@ def cmd_search(args) -> None:
     try:
         res = run_strategy(args.strategy, inp)
     except BudgetError as e:
-        _fail(str(e))
+        raise CLIError(str(e))
     if rank != 0:
         return
     if res.masks is not None:
@@ -315,19 +296,19 @@ def cmd_finetune(args) -> None:
     from mixbin.prune import attach_masks, bake_masks, masks_from_spec
 
     if not args.teacher:
-        _fail("--teacher CKPT is required: fine-tuning starts from the FP teacher's weights")
+        raise CLIError("--teacher CKPT is required: fine-tuning starts from the FP teacher's weights")
     if not Path(args.teacher).is_file():
-        _fail(f"--teacher {args.teacher}: file not found")
+        raise CLIError(f"--teacher {args.teacher}: file not found")
     try:
         spec = Spec.load(args.spec)
     except SpecError as e:
-        _fail(str(e))
+        raise CLIError(str(e))
     if args.steps is not None and args.steps < 1:
-        _fail(f"--steps must be >= 1, got {args.steps}")
+        raise CLIError(f"--steps must be >= 1, got {args.steps}")
     check_out(args.out)
     state, t_backbone, t_desc = load_teacher(args.teacher)
     if t_backbone and t_backbone != spec.backbone:
-        _fail(f"spec is for backbone {spec.backbone} but --teacher was trained with {t_backbone}")
+        raise CLIError(f"spec is for backbone {spec.backbone} but --teacher was trained with {t_backbone}")
     check_backbone(spec.backbone)
     kw = overrides(args.set, FinetuneConfig)
     for k in ("steps", "lr", "seed"):
@@ -390,7 +371,7 @@ def _common(p) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from backbones import describe_backbones
 
-    p = _Parser(
+    p = Parser(
         prog="mixbin",
         description="Budget-aware partial binarization (B2NN) of tracker backbones.",
         epilog="backbones: " + "; ".join(f"{k}: {v}" for k, v in describe_backbones().items()))
@@ -432,20 +413,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> None:
+def _dispatch(argv) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(0)
-    from backbones.files import FileFormatError
     try:
         args.func(args)
-    except FileFormatError as e:  # a resume file in --out, or any checkpoint read deep in a command
-        _fail(str(e))
     except OSError as e:  # a full disk or a folder that went away while a command wrote its files
-        where = e.filename or getattr(args, "out", None)
-        _fail(f"{e.strerror or e}: {where}" if where else str(e.strerror or e))
+        raise CLIError(os_error_line(e, getattr(args, "out", None))) from None
+
+
+def main(argv=None) -> None:
+    """Returns after a finished command; exits with status 2 and one line on any user error."""
+    from backbones.files import FileFormatError  # a resume file in --out, or any checkpoint read deep in a command
+    code = run_cli("mixbin", lambda: _dispatch(argv), user_errors=(FileFormatError,))
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

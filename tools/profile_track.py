@@ -175,7 +175,8 @@ def main(argv=None) -> None:
     else:
         from bench_track_fps import default_clip
         video, init, start = default_clip()
-    from tracker.api import create_tracker, parse_params
+    from tracker.cli_common import parse_key_values as parse_params
+    from tracker.api import create_tracker
     from tracker.cli import CLIError, parse_box
     from tracker.zoo import ModelError
     try:

@@ -26,22 +26,6 @@ def list_trackers() -> list[str]:
     return sorted(TRACKERS)
 
 
-def parse_params(items) -> dict:
-    """``["lost_ratio=0.4", "rgb=True"]`` -> ``{"lost_ratio": 0.4, "rgb": True}`` (command lines'
-    ``--param``): values are Python literals (numbers, True/False/None) or else plain strings."""
-    import ast
-    out = {}
-    for item in items or ():
-        key, sep, value = str(item).partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value.strip()
-    return out
-
-
 def attach_kernels(model, spec, threads: int | None = None) -> str:
     """Swap the backbone for its inference export (``backbones.export``) when it exists and agrees.
 

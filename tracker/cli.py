@@ -9,7 +9,9 @@ import argparse
 import sys
 import time
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+from .cli_common import CLIError, Parser, parse_key_values, run_cli
+
+EXIT_INTERRUPTED = 130
 
 EXAMPLES = """\
 examples:
@@ -30,17 +32,8 @@ kernel path), B2TRACK_CAPTURE_FACTORY=module:callable (replaces cv2.VideoCapture
 """
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line instead of usage + message
-        raise CLIError(f"{message} (see track --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="track", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+    p = Parser(prog="track", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
                 description="Track one object in a video or a webcam stream with a budgeted binary (B2NN) "
                             "Siamese (siamfc) or DiMP-style (dimp) tracker.")
     src = p.add_mutually_exclusive_group()
@@ -123,11 +116,11 @@ def _check_args(args, display: bool) -> None:
 
 
 def _load_tracker(args):
-    from .api import create_tracker, parse_params
+    from .api import create_tracker
     from .zoo import ModelError
     try:
         t = create_tracker(args.tracker, budget=args.budget, model=args.model, threads=args.threads,
-                           **parse_params(args.param))
+                           **parse_key_values(args.param, "--param"))
     except (ModelError, ValueError) as e:
         raise CLIError(str(e)) from None
     return t
@@ -299,16 +292,9 @@ def _glue_box(argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> None:
-    try:
-        args = build_parser().parse_args(_glue_box(list(sys.argv[1:] if argv is None else argv)))
-        code = run(args)
-    except CLIError as e:
-        print(f"track: error: {e}", file=sys.stderr)
-        code = EXIT_USAGE
-    except KeyboardInterrupt:  # before tracking started: nothing to keep
-        print("track: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
-    sys.exit(code)
+    argv = _glue_box(list(sys.argv[1:] if argv is None else argv))
+    # Ctrl-C before tracking started: nothing to keep, "track: interrupted" and 130
+    sys.exit(run_cli("track", lambda: run(build_parser().parse_args(argv)), interrupted=EXIT_INTERRUPTED))
 
 
 if __name__ == "__main__":
