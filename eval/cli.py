@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from .datasets import DATASETS, describe_datasets
 from .errors import EvalError
-
-DATASETS = ("otb", "lasot", "got10k", "vot", "uav123", "folder")
+from .metrics import CONVENTIONS
 
 _DESCRIPTION = """\
 Evaluate single-object trackers on OTB-2015, LaSOT, GOT-10k, VOT, UAV123 or a folder of
@@ -33,8 +33,8 @@ examples:
 
 
 def _add_dataset(p, with_root_alias):
-    p.add_argument("--dataset", required=True, choices=DATASETS,
-                   help="benchmark layout: " + ", ".join(DATASETS))
+    p.add_argument("--dataset", required=True, choices=list(DATASETS), metavar="NAME",
+                   help="benchmark layout: " + describe_datasets())
     if with_root_alias:
         p.add_argument("--anno", "--root", dest="root", required=True, metavar="PATH",
                        help="ground truth: the dataset root, or annotation-only folders "
@@ -52,13 +52,15 @@ def _add_scoring(p):
                         "<tracker>/<dataset>/<seq>.txt)")
     p.add_argument("--trackers", nargs="+", metavar="NAME",
                    help="only these trackers (default: every tracker folder)")
-    p.add_argument("--convention", choices=("otb", "lasot", "visible", "pooled"),
+    p.add_argument("--convention", choices=list(CONVENTIONS),
                    help="scoring convention (default: the dataset's official one; 'visible' "
                         "and 'pooled' reproduce other toolkits and are not official)")
 
 
 def build_parser():
     from tracker.cli_common import Parser  # tracker's __init__ is light: no torch while scoring
+
+    from . import trackers
 
     parser = Parser(prog="track-eval", description=_DESCRIPTION, epilog=_EXAMPLES,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,8 +81,8 @@ def build_parser():
                                      "are skipped, so rerunning the same command resumes.")
     _add_dataset(run, False)
     run.add_argument("--root", required=True, metavar="PATH", help="dataset root with frames")
-    run.add_argument("--tracker", required=True,
-                     help="csrt, kcf, nanotrack (OpenCV peers) or siamfc, dimp (ours)")
+    run.add_argument("--tracker", required=True, choices=trackers.names(), metavar="NAME",
+                     help=trackers.describe())
     run.add_argument("--budget", type=float, help="our trackers: FLOP budget of the B2NN backbone")
     run.add_argument("--model", metavar="CKPT", help="our trackers: checkpoint to load")
     run.add_argument("--threads", type=int,
@@ -166,7 +168,7 @@ def cmd_score(args):
         print(report.console_table(scores), end="")
     if args.plot:
         kinds = ("success", "precision")
-        if args.dataset in ("lasot", "got10k"):
+        if DATASETS[args.dataset].norm_precision:
             kinds += ("norm_precision",)
         try:
             path = report.plot_summary(scores, args.plot, kinds, args.dataset.upper())

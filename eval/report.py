@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 from . import metrics
+from .datasets import DATASETS
 from .errors import EvalError
 from .paired import paired_difference
 from .scoring import attribute_subsets
@@ -204,7 +205,7 @@ def write_report(scores, sequences, out_dir, dataset, baseline=None):
                            f"Success plots of OPE on {label}"),
                plot_curves(scores, "precision", out_dir / "precision.png",
                            f"Precision plots of OPE on {label}")]
-    if dataset in ("lasot", "got10k"):
+    if dataset in DATASETS and DATASETS[dataset].norm_precision:
         written.append(plot_curves(scores, "norm_precision", out_dir / "norm_precision.png",
                                    f"Normalized precision plots of OPE on {label}"))
     text = [f"# {label}: {len(sequences)} sequences\n", markdown_table(scores)]

@@ -4,12 +4,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import metrics
+from .datasets import DATASETS
 from .errors import EvalError
 from .results import find_trackers, match_results, read_prediction
-
-# Which convention each dataset is scored with by default (the official toolkit's).
-DEFAULT_CONVENTION = {"otb": "otb", "folder": "otb", "lasot": "lasot", "got10k": "lasot",
-                      "vot": "lasot", "uav123": "lasot"}
 
 
 @dataclass
@@ -48,7 +45,7 @@ class TrackerScore:
 
 def score_tracker(tracker, result_folder, sequences, dataset, convention=None):
     """Score the result files in one folder; sequences without a result are listed in `missing`."""
-    convention = convention or DEFAULT_CONVENTION.get(dataset, "otb")
+    convention = convention or (DATASETS[dataset].convention if dataset in DATASETS else "otb")
     found = match_results(sequences, result_folder)
     names, curves, ious, missing, short = [], [], [], [], []
     for seq in sequences:

@@ -1,22 +1,54 @@
 """Tracker names the CLI accepts, turned into picklable factories for the runner.
 
-Peers come from OpenCV; ours ('siamfc', 'dimp') come from tracker.api.create_tracker, imported
-only when asked for so that the harness works (and scores) without the tracker package.
+The OpenCV peers are registered here; ours come from ``tracker.registry`` (names and help, no
+torch) and are built by ``tracker.api.create_tracker``, imported only when one of ours runs, so
+the harness lists trackers and scores without torch. Neither is imported with this module.
 """
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 from . import peers
 from .errors import EvalError
 
-PEERS = ("csrt", "kcf", "nanotrack")
-OURS = ("siamfc", "dimp")
-NAMES = PEERS + OURS
+
+@dataclass(frozen=True)
+class Peer:
+    help: str  # one line, shown by track-eval run --help
+    make: Callable  # a function of eval.peers (picklable, for the workers)
+
+
+PEERS = {
+    "csrt": Peer("OpenCV CSRT (correlation filter with channel and spatial reliability)", peers.csrt),
+    "kcf": Peer("OpenCV KCF (kernelized correlation filter)", peers.kcf),
+    "nanotrack": Peer("OpenCV NanoTrack v2 (small Siamese network in ONNX; needs --nanotrack-dir)",
+                      peers.nanotrack),
+}
+
+
+def ours():
+    """Our trackers' names (tracker.registry)."""
+    from tracker.registry import list_trackers
+
+    return list_trackers()
+
+
+def names():
+    """Every name ``track-eval run --tracker`` accepts: the peers, then ours."""
+    return list(PEERS) + ours()
+
+
+def describe():
+    """One help line per tracker, for ``--help``."""
+    from tracker.registry import describe_trackers
+
+    return "; ".join(f"{n}: {p.help}" for n, p in PEERS.items()) + "; " + describe_trackers()
 
 
 def _peer(name, nanotrack_dir=None):
     if name == "nanotrack":
         return peers.nanotrack(nanotrack_dir)
-    return getattr(peers, name)()
+    return PEERS[name].make()
 
 
 def _ours(name, budget=None, model=None, threads=None, params=None):
@@ -50,7 +82,7 @@ def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise EvalError(f"cannot create OpenCV tracker {name!r}: {reason}") from None
         return factory
-    if name in OURS:
+    if name in ours():
         check_ours_available()
         factory = partial(_ours, name, budget, model, threads, params)
         # One build here turns a missing checkpoint or a bad budget into one clear error
@@ -60,7 +92,7 @@ def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None
         except Exception as e:  # noqa: BLE001 - ValueError, zoo.ModelError, ...
             raise EvalError(f"cannot create tracker {name!r}: {e}") from None
         return factory
-    raise EvalError(f"unknown tracker {name!r} (choose from {', '.join(NAMES)})")
+    raise EvalError(f"unknown tracker {name!r} (choose from {', '.join(names())})")
 
 
 def default_label(name, budget=None):

@@ -128,7 +128,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
     fails_cleanly(capsys, ["score", "--dataset", "otb", "--anno", str(data), "--results",
                            str(tmp_path)], "groundtruth_rect.txt:2:", "non-numeric")
     fails_cleanly(capsys, ["run", "--dataset", "otb", "--root", str(data), "--tracker", "nope",
-                           "--results", str(tmp_path / "r")], "unknown tracker")
+                           "--results", str(tmp_path / "r")], "invalid choice: 'nope'")
     assert main(["score", "--dataset", "imagenet", "--anno", ".", "--results", "."]) == 2  # argparse: the same
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid choice: 'imagenet'" in err[0]

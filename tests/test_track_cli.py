@@ -123,7 +123,7 @@ def test_budget_selects_zoo_entry(assets, capsys, monkeypatch):
     (["--init", "-30,10,20,20"], "outside"),
     (["--budget", "0"], "--budget must be in (0, 1]"),
     (["--budget", "1.5"], "--budget must be in (0, 1]"),
-    (["--tracker", "kcf"], "unknown tracker 'kcf'"),
+    (["--tracker", "kcf"], "invalid choice: 'kcf'"),  # choices come from tracker.registry
     (["--model", "{dir}/corrupt.pt"], "not a torch file, or truncated"),
     (["--model", "{dir}/foreign.pt"], "format 'something-else/3', expected 'b2track-model/1'"),
     (["--model", "{dir}/wrong_backbone.pt"], "incompatible model"),

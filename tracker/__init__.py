@@ -15,7 +15,10 @@ __all__ = ["CHANNELS", "create_tracker", "list_trackers"]
 
 def __getattr__(name):
     # Lazy: `import tracker` (e.g. for tracker.train.data in a DataLoader worker) must not pull in the zoo and kernels.
-    if name in ("create_tracker", "list_trackers"):
+    if name == "create_tracker":
         from . import api
-        return getattr(api, name)
+        return api.create_tracker
+    if name == "list_trackers":
+        from . import registry
+        return registry.list_trackers
     raise AttributeError(f"module 'tracker' has no attribute {name!r}")

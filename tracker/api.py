@@ -16,14 +16,9 @@ import warnings
 import torch
 
 from . import zoo
-from .dimp import DiMPTracker
-from .siamfc import SiamFCTracker
+from .registry import DEFAULT_TRACKER, get_tracker, list_trackers
 
-TRACKERS = {"siamfc": SiamFCTracker, "dimp": DiMPTracker}
-
-
-def list_trackers() -> list[str]:
-    return sorted(TRACKERS)
+__all__ = ["attach_kernels", "create_tracker", "list_trackers"]
 
 
 def attach_kernels(model, spec, threads: int | None = None) -> str:
@@ -62,17 +57,15 @@ def attach_kernels(model, spec, threads: int | None = None) -> str:
     return kernels.kernel_path() if spec.binary_units() else "torch"
 
 
-def create_tracker(name: str = "dimp", budget: float | None = None, model: str | None = None,
+def create_tracker(name: str = DEFAULT_TRACKER, budget: float | None = None, model: str | None = None,
                    threads: int | None = None, **params):
-    """A ready tracker: ``name`` in siamfc | dimp; ``model`` a checkpoint path or URL, else the zoo
+    """A ready tracker: ``name`` from ``tracker.registry`` (siamfc | dimp); ``model`` a checkpoint path or URL, else the zoo
     entry for ``budget`` (default 1.0, the FP model); ``params`` override the tracker's parameters.
 
     Raises ValueError (unknown tracker or parameter, budget outside (0, 1]) or
     zoo.ModelError (missing, corrupt or incompatible checkpoint; no zoo entry).
     """
-    if name not in TRACKERS:
-        raise ValueError(f"unknown tracker {name!r}; choose from {', '.join(list_trackers())}")
-    cls = TRACKERS[name]
+    cls = get_tracker(name).load()
     p = cls.Params.from_kwargs(threads=threads, **params)  # fail on a typo before loading anything
     if threads:
         torch.set_num_threads(int(threads))

@@ -10,6 +10,7 @@ import sys
 import time
 
 from .cli_common import CLIError, Parser, parse_key_values, run_cli
+from .registry import DEFAULT_TRACKER, describe_trackers, list_trackers
 
 EXIT_INTERRUPTED = 130
 
@@ -34,8 +35,8 @@ kernel path), B2TRACK_CAPTURE_FACTORY=module:callable (replaces cv2.VideoCapture
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="track", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-                description="Track one object in a video or a webcam stream with a budgeted binary (B2NN) "
-                            "Siamese (siamfc) or DiMP-style (dimp) tracker.")
+               description="Track one object in a video or a webcam stream with a tracker on a budgeted binary "
+                           "(B2NN) backbone: " + ", ".join(list_trackers()) + " (--tracker).")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", metavar="PATH", help="video file to track in (anything OpenCV reads)")
     src.add_argument("--webcam", metavar="INDEX", type=int, help="camera index for the live demo (q quits, r re-selects)")
@@ -45,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, metavar="B",
                    help="compute budget in (0, 1]: the zoo model whose budget is closest to B without exceeding it "
                         "(default 1.0 = full precision); ignored with --model")
-    p.add_argument("--tracker", default="dimp", metavar="NAME",
-                   help="siamfc (fixed exemplar) or dimp (online filter + distractor handling; default)")
+    p.add_argument("--tracker", default=DEFAULT_TRACKER, choices=list_trackers(), metavar="NAME",
+                   help=f"{describe_trackers()} (default {DEFAULT_TRACKER})")
     p.add_argument("--model", metavar="CKPT|URL",
                    help="a b2track checkpoint file, or an http(s) URL downloaded once with gdown (cached)")
     p.add_argument("--output", metavar="FILE", help="write one x,y,w,h line per frame (flushed as it goes)")
@@ -96,13 +97,10 @@ def select_box(frame, title: str = "track: select the target, then Enter (c canc
 
 
 def _check_args(args, display: bool) -> None:
-    from .api import list_trackers
     if args.video is None and args.webcam is None:
         raise CLIError("give --video PATH or --webcam INDEX (see track --help)")
     if args.budget is not None and not (0.0 < args.budget <= 1.0):
         raise CLIError(f"--budget must be in (0, 1], got {args.budget:g}")
-    if args.tracker not in list_trackers():
-        raise CLIError(f"unknown tracker {args.tracker!r}; choose from {', '.join(list_trackers())}")
     if args.start_frame < 1:
         raise CLIError(f"--start-frame must be >= 1, got {args.start_frame}")
     if args.max_frames is not None and args.max_frames < 1:
