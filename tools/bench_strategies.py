@@ -5,7 +5,8 @@
     python tools/bench_strategies.py ... --strategies mixbin random prune --budgets 0.15 0.3 \\
         --random-seeds 0 1 2 --search-steps 600 --finetune-steps 600 --eval-root ../shared/data/sequences
 
-Per (strategy, budget, seed): ``mixbin search`` then ``mixbin finetune`` in
+Per (strategy, budget, seed): the search then the fine-tuning of
+``mixbin.pipeline`` (what ``mixbin search`` / ``mixbin finetune`` run) in
 <work>/<strategy>/bXXX/sN, then validation loss and peak-within-8px on
 ``--eval-batches`` held-out batches (the data's val split), appended to
 <work>/results.jsonl. With ``--eval-root``, also tracking AUC / P@20 via
@@ -34,8 +35,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mixbin import cli as mixbin_cli  # noqa: E402
+from mixbin.pipeline import FinetuneJob, PipelineError, SearchJob, fixed_batches, run_finetune, run_search  # noqa: E402
 from mixbin.strategies import NEEDS_BUDGET, STRATEGIES  # noqa: E402
+from tracker.cli_common import Parser, run_cli  # noqa: E402
 
 METRICS = ("val_peak8", "val_loss", "auc", "p20")
 
@@ -53,13 +55,14 @@ def done_keys(results: Path) -> set:
 
 
 def validate_checkpoint(path: Path, data: str, batches: int, batch_size: int) -> dict:
+    from mixbin.tracking_task import load_pairs
     from tracker.train import PairTask, validate
     from tracker.zoo import load_model
-    _, val_ds = mixbin_cli.load_pairs(data)
+    _, val_ds = load_pairs(data)
     if val_ds is None:
-        raise SystemExit(f"bench: --data {data} has no validation split")
+        raise PipelineError(f"--data {data} has no validation split")
     model, spec, _ = load_model(path)
-    loader = mixbin_cli.fixed_batches(val_ds, batch_size, batches)
+    loader = fixed_batches(val_ds, batch_size, batches)
     return validate(model, loader, PairTask(), batches)
 
 
@@ -85,8 +88,8 @@ def track_eval(path: Path, name: str, args) -> dict:
 
 def run_one(strategy: str, b: float, seed: int, args) -> dict:
     run_dir = Path(args.work) / strategy / tag(b) / f"s{seed}"
-    common = ["--teacher", args.teacher, "--data", args.data, "--batch-size", args.batch_size,
-              "--val-batches", args.val_batches, "--threads", args.threads]
+    common = {"teacher": args.teacher, "data": args.data, "batch_size": args.batch_size,
+              "val_batches": args.val_batches, "threads": args.threads}
     t0 = time.time()
     if strategy == "fp":
         ckpt, spec_budget, ft = Path(run_dir / "fp.pt"), 1.0, {}
@@ -100,13 +103,14 @@ def run_one(strategy: str, b: float, seed: int, args) -> dict:
             net.load_state_dict(state)
             save_model(ckpt, net, Spec.uniform(name, "fp"), {"teacher": str(args.teacher)})
     else:
-        steps = ["--steps", args.search_steps] if strategy in ("mixbin", "prune") else []
-        mixbin_cli.main([str(a) for a in ["search", "--strategy", strategy, "--budget", b, "--out", run_dir / "search",
-                                          "--seed", seed, *steps, *common]])
+        from mixbin.tracking_task import tracking_task
+        task = tracking_task()
+        steps = args.search_steps if strategy in ("mixbin", "prune") else None
+        say(run_search(SearchJob(strategy=strategy, budget=b, out=run_dir / "search", seed=seed, steps=steps,
+                                 **common), task))
         # One fine-tuning seed (batch order) for every strategy: only the spec differs between rows.
-        mixbin_cli.main([str(a) for a in ["finetune", "--spec", run_dir / "search" / "spec.json", "--out",
-                                          run_dir / "finetune", "--steps", args.finetune_steps, "--seed", args.seed,
-                                          *common]])
+        say(run_finetune(FinetuneJob(spec=run_dir / "search" / "spec.json", out=run_dir / "finetune",
+                                     steps=args.finetune_steps, seed=args.seed, **common), task))
         ckpt = run_dir / "finetune" / "model.pt"
         spec = json.loads((run_dir / "search" / "spec.json").read_text())
         spec_budget = spec["provenance"].get("pruned_budget", spec["budget"])
@@ -120,6 +124,10 @@ def run_one(strategy: str, b: float, seed: int, args) -> dict:
         row.update(track_eval(ckpt, f"{strategy}-{tag(b)}-s{seed}", args))
     row["bench_wall_time_s"] = round(time.time() - t0, 1)
     return row
+
+
+def say(outcome) -> None:
+    print(outcome.message, flush=True)
 
 
 def _cell(rs: list[dict]) -> str:
@@ -178,8 +186,8 @@ def plot(rows: list[dict], strategies: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench(argv=None) -> None:
+    p = Parser(prog="bench_strategies", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
     p.add_argument("--data", required=True, help="pairs with a val split (DIR with train/ and val/ shards)")
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
@@ -221,6 +229,17 @@ def main(argv=None) -> None:
     print(md)
     if rows:
         plot(rows, args.strategies, work / "bench.png")
+
+
+def main(argv=None) -> None:
+    """One line and exit status 2 for a user error (a missing teacher, data or spec, a bad budget)."""
+    from backbones import SpecError
+    from backbones.files import FileFormatError
+    from mixbin.select import BudgetError
+    code = run_cli("bench_strategies", lambda: bench(argv),
+                   user_errors=(PipelineError, SpecError, BudgetError, FileFormatError))
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

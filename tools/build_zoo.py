@@ -4,8 +4,9 @@
     python tools/build_zoo.py --teacher runs/fp-r16h/last.pt --data data_cache/pairs
     python tools/build_zoo.py ... --budgets 0.5 0.3 0.15 --search-steps 600 --finetune-steps 2000
 
-Per budget b: ``mixbin search`` -> <work>/mixbin-bXXX/search, ``mixbin
-finetune`` -> <work>/mixbin-bXXX/finetune, then the fine-tuned checkpoint is
+Per budget b: MixBin search (``mixbin.pipeline.run_search``, what ``mixbin search``
+runs) -> <work>/mixbin-bXXX/search, fine-tuning (``run_finetune``) ->
+<work>/mixbin-bXXX/finetune, then the fine-tuned checkpoint is
 copied into the zoo folder (default tracker/zoo) and its manifest entry is
 added or replaced (by name). Every stage resumes from its folder and
 finished stages are skipped, so rerunning after a kill continues where it
@@ -28,7 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mixbin import cli as mixbin_cli  # noqa: E402
+from mixbin.pipeline import FinetuneJob, SearchJob, run_finetune, run_search  # noqa: E402
+from tracker.cli_common import CLIError, Parser, run_cli  # noqa: E402
 from tracker.zoo import file_sha256  # noqa: E402
 
 ABOUT = ("Shipped tracker checkpoints (b2track-model/1). `track --budget B` picks the entry whose budget is closest "
@@ -40,9 +42,8 @@ def tag(b: float) -> str:
     return f"b{round(b * 100):03d}"
 
 
-def run(argv: list) -> None:
-    print("+ mixbin " + " ".join(str(a) for a in argv), flush=True)
-    mixbin_cli.main([str(a) for a in argv])
+def say(outcome) -> None:
+    print(outcome.message, flush=True)
 
 
 def update_manifest(zoo: Path, entry: dict) -> None:
@@ -84,8 +85,8 @@ def fp_entry(args, zoo: Path, backbone: str) -> None:
                           "sha256": file_sha256(path), "notes": f"FP teacher from {args.teacher}"})
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build(argv=None) -> None:
+    p = Parser(prog="build_zoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True, help="FP teacher checkpoint")
     p.add_argument("--data", required=True, help="training pairs (as for `mixbin search --data`)")
     p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.3, 0.15])
@@ -104,20 +105,22 @@ def main(argv=None) -> None:
     _, spec_d, meta = read_model(args.teacher)
     backbone = backbone_name_of(spec_d, meta)
     if backbone is None:
-        sys.exit("build_zoo: the teacher checkpoint does not name its backbone")
+        raise CLIError(f"--teacher {args.teacher}: the checkpoint does not name its backbone")
     zoo, work = Path(args.zoo), Path(args.work)
     zoo.mkdir(parents=True, exist_ok=True)
     if not args.no_fp:
         fp_entry(args, zoo, backbone)
-    common = ["--teacher", args.teacher, "--data", args.data, "--batch-size", args.batch_size,
-              "--val-batches", args.val_batches, "--seed", args.seed, "--threads", args.threads]
+    from mixbin.tracking_task import tracking_task
+    task = tracking_task()
+    common = {"teacher": args.teacher, "data": args.data, "batch_size": args.batch_size,
+              "val_batches": args.val_batches, "seed": args.seed, "threads": args.threads}
     for b in args.budgets:
         run_dir = work / f"{backbone}-mixbin-{tag(b)}"
         t0 = time.time()
-        run(["search", "--strategy", "mixbin", "--budget", b, "--out", run_dir / "search",
-             "--steps", args.search_steps, *common])
-        run(["finetune", "--spec", run_dir / "search" / "spec.json", "--out", run_dir / "finetune",
-             "--steps", args.finetune_steps, *common])
+        say(run_search(SearchJob(strategy="mixbin", budget=b, out=run_dir / "search", steps=args.search_steps,
+                                 **common), task))
+        say(run_finetune(FinetuneJob(spec=run_dir / "search" / "spec.json", out=run_dir / "finetune",
+                                     steps=args.finetune_steps, **common), task))
         name = f"{backbone}-mixbin-{tag(b)}"
         dst = zoo / f"{name}.pt"
         shutil.copyfile(run_dir / "finetune" / "model.pt", dst)
@@ -136,6 +139,17 @@ def main(argv=None) -> None:
         print(f"{name}: budget {spec['budget']:.4f}, val {res.get('val_peak8')}, "
               f"search {search_wall}s + finetune {res.get('wall_time_s', 0):.0f}s "
               f"(this call {time.time() - t0:.0f}s)", flush=True)
+
+
+def main(argv=None) -> None:
+    """One line and exit status 2 for a user error (a missing teacher, data or spec, a bad budget)."""
+    from backbones import SpecError
+    from backbones.files import FileFormatError
+    from mixbin.pipeline import PipelineError
+    from mixbin.select import BudgetError
+    code = run_cli("build_zoo", lambda: build(argv), user_errors=(PipelineError, SpecError, BudgetError, FileFormatError))
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
