@@ -120,3 +120,17 @@ def test_sampled_scales_must_fall_on_the_scale_grid():
         with pytest.raises(ValueError, match="sampled scales"):
             SiamFCParams.from_kwargs(dsst_sampled=bad)
     assert len(ScaleFilter(sampled=0).factors) == 33 and len(ScaleFilter(sampled=9).factors) == 9
+
+
+@pytest.mark.parametrize("patches", ["each", "shared"])
+def test_uint8_grey_gives_the_float_images_features(patches):
+    """The tracker hands the scale filter a uint8 frame; its features must be those of the same
+    frame as float32 to float rounding (getRectSubPix's 8U -> 32F arithmetic differs in the last
+    bits), near the border too, where edge pixels are replicated."""
+    grey = np.clip(_texture(5), 0, 255).round().astype(np.uint8)
+    sf = ScaleFilter(patches=patches)
+    for centre, size in ((np.array([161.3, 118.6]), np.array([48.0, 36.0])), (np.array([6.4, 230.2]), np.array([30.0, 40.0]))):
+        sf.init(grey.astype(np.float32), centre, size)
+        a = sf._features(grey.astype(np.float32), centre, size, sf.factors)
+        b = sf._features(grey, centre, size, sf.factors)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)  # cells of unit-norm histograms

@@ -103,7 +103,7 @@ class ScaleFilter:
         patches = np.empty((len(factors), mh, mw), np.float32)
         for i, f in enumerate(factors):
             pw, ph = max(2, int(round(size[0] * f))), max(2, int(round(size[1] * f)))
-            p = cv2.getRectSubPix(grey, (pw, ph), (float(center[0]), float(center[1])))
+            p = cv2.getRectSubPix(grey, (pw, ph), (float(center[0]), float(center[1])), patchType=cv2.CV_32F)
             interp = cv2.INTER_AREA if pw > mw else cv2.INTER_LINEAR
             patches[i] = cv2.resize(p, (mw, mh), interpolation=interp)
         return gradient_histograms(patches)
@@ -115,7 +115,7 @@ class ScaleFilter:
         sw, sh = int(np.ceil(mw * fmax)) + 2, int(np.ceil(mh * fmax)) + 2  # small image, model px
         rw = max(2, int(round(sw * size[0] / mw)))  # the same region in frame px
         rh = max(2, int(round(sh * size[1] / mh)))
-        region = cv2.getRectSubPix(grey, (rw, rh), (float(center[0]), float(center[1])))
+        region = cv2.getRectSubPix(grey, (rw, rh), (float(center[0]), float(center[1])), patchType=cv2.CV_32F)
         interp = cv2.INTER_AREA if rw > sw else cv2.INTER_LINEAR
         small = cv2.resize(region, (sw, sh), interpolation=interp)
         # Patch pixel j of scale f sits at frame x = cx + (j + 1/2 - mw/2) · f · size/mw (as a

@@ -138,7 +138,9 @@ class SiamFCTracker:
 
     @staticmethod
     def _grey(img: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        """uint8 grey: the scale filter cuts float patches from it (getRectSubPix's 8U -> 32F path:
+        the float image's numbers to rounding), so the whole frame is never converted to float."""
+        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
 
     @torch.inference_mode()
     def _embed(self, patches: np.ndarray) -> torch.Tensor:
