@@ -1,13 +1,11 @@
 #!/usr/bin/env python
 """Time scoring of the 100-sequence OTB raw results of one tracker (median of runs)."""
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eval.datasets import load_dataset  # noqa: E402
-from eval.scoring import score_results  # noqa: E402
+from eval.datasets import load_dataset
+from eval.scoring import score_results
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 runs = {"load": [], "score": []}

@@ -32,12 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from mixbin.pipeline import FinetuneJob, PipelineError, SearchJob, fixed_batches, run_finetune, run_search  # noqa: E402
-from mixbin.strategies import NEEDS_BUDGET, STRATEGIES  # noqa: E402
-from tracker.cli_common import Parser, run_cli  # noqa: E402
+from mixbin.pipeline import FinetuneJob, PipelineError, SearchJob, fixed_batches, run_finetune, run_search
+from mixbin.strategies import NEEDS_BUDGET, STRATEGIES
+from tracker.cli_common import Parser, run_cli
 
 METRICS = ("val_peak8", "val_loss", "auc", "p20")
 

@@ -26,12 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from mixbin.pipeline import FinetuneJob, SearchJob, run_finetune, run_search
+from tracker.cli_common import CLIError, Parser, run_cli
+from tracker.zoo import file_sha256
 
-from mixbin.pipeline import FinetuneJob, SearchJob, run_finetune, run_search  # noqa: E402
-from tracker.cli_common import CLIError, Parser, run_cli  # noqa: E402
-from tracker.zoo import file_sha256  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 ABOUT = ("Shipped tracker checkpoints (b2track-model/1). `track --budget B` picks the entry whose budget is closest "
          "to B without exceeding it. Fields: file, backbone, budget (of the spec, at 255 px), strategy, "

@@ -40,7 +40,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package
+# A sibling tool: a script's own folder comes first on sys.path (tests/tool_import.py does the same).
 from prepare_data import Missing, apt_download, unpack, wheel_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def occlude(img: np.ndarray, box, rng, margin: float = 0.3) -> np.ndarray:

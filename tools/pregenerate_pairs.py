@@ -26,11 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tracker.train.data.dataset import (DATA_VERSION, DataConfig, make_train_dataset, make_val_dataset,  # noqa: E402
-                                  worker_init_fn)
-from tracker.train.data.shards import ShardDataset, shard_complete, shard_name, write_shard  # noqa: E402
+from tracker.train.data.dataset import (DATA_VERSION, DataConfig, make_train_dataset, make_val_dataset,
+                                        worker_init_fn)
+from tracker.train.data.shards import ShardDataset, shard_complete, shard_name, write_shard
 
 _DS = None
 

@@ -17,9 +17,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tracker.train import TrainConfig, train  # noqa: E402
+from tracker.train import TrainConfig, train
 
 
 def _check_files(cfg: TrainConfig) -> None:
