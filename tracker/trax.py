@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from backbones.cli_common import CLIError, Parser, parse_key_values, run_cli
+from tracker.cli_common import CLIError, Parser, parse_key_values, run_cli
 
 PROG = "tracker.trax"
 
