@@ -59,7 +59,9 @@ class DiMPParams(SiamFCParams):
     sample_lr: float = 0.03  # weight of each new sample; older ones decay by (1 - lr)
     init_iters: int = 15
     update_iters: int = 3
-    update_every: int = 5  # frames between filter optimisations (samples are added every frame)
+    # Frames between filter optimisations (samples are added every frame). 10 halves the CG's
+    # cost per frame but lost 0.024 AUC at budget 0.3 on the twelve sequences (-0.003 at 1.0).
+    update_every: int = 5
     # Filter peak below this: target uncertain, no sample is stored. (Losing the target is
     # decided by the Siamese peak contrast, lost_ratio: the filter's confidence also drops on
     # plain appearance change, and holding the box then loses the target.)
@@ -68,8 +70,9 @@ class DiMPParams(SiamFCParams):
     # The filter works on the features' first filter_channels principal components (a projection
     # fixed on the first frame's samples, ECO's compression without its joint learning): every
     # product in the conjugate-gradient loop scales with the channels; 32 of 128 cut the CG from
-    # ~7 to ~1.6 ms/frame. 0 keeps all channels: the default until the twelve-sequence check
-    # resolves its accuracy (BENCHMARKS.md "Per-frame work (issue 14)").
+    # ~4 to ~1 ms/frame. 0 keeps all channels: 32 lost 0.008 AUC on the twelve sequences at budget
+    # 1.0 and 0.026 at 0.3, 64 gained 0.029 at 1.0 and lost 0.017 at 0.3 (BENCHMARKS.md
+    # "Per-frame work (issue 14)", round 2).
     filter_channels: int = 0
     # Colour histograms of target vs surroundings (tracker/colour_model.py, Staple's cue): share
     # of their target likelihood in the final response; 0 disables. Chosen on the held-out
@@ -77,7 +80,9 @@ class DiMPParams(SiamFCParams):
     # the gain stable over three seeds (BENCHMARKS.md "Colour model").
     colour_weight: float = 0.45
     colour_lr: float = 0.04
-    colour_stride: int = 1  # the colour model samples every k-th pixel each way (2: ~0.5 ms/frame less)
+    # The colour model samples every k-th pixel each way: 2 is ~0.2 ms/frame less, and lost 0.047
+    # / 0.025 AUC on the twelve sequences at budgets 1.0 / 0.3 (BENCHMARKS.md, round 2).
+    colour_stride: int = 1
     # Candidates and their association (KeepTrack-like).
     cand_threshold: float = 0.5  # local maxima above this fraction of the max are candidates
     max_candidates: int = 5
