@@ -48,6 +48,20 @@ def summarize(backbone: str, spec: Spec | None = None, input_size: int | None = 
             "provenance": dict(spec.provenance) if spec else {}}
 
 
+def add_latency(s: dict, tab: dict) -> dict:
+    """Add a latency table's measured times to a summary: per unit (FP, binary, in its mode) and in total."""
+    total_fp = total = 0.0
+    for u in s["units"]:
+        r = tab["units"][u["name"]]
+        u["fp_ms"], u["bin_ms"] = round(r["fp_ms"], 4), round(r["bin_ms"], 4)
+        u["ms"] = u["fp_ms"] if u["mode"] == "fp" else u["bin_ms"]
+        total_fp += u["fp_ms"]
+        total += u["ms"]
+    s["latency"] = {"ms": round(total, 4), "fp_ms": round(total_fp, 4), "share": total / total_fp,
+                    **{k: tab[k] for k in ("cpu", "isa", "threads", "measured")}}
+    return s
+
+
 def _human(n: float) -> str:
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= div:
@@ -60,13 +74,19 @@ def _shape(t) -> str:
 
 
 def format_summary(s: dict) -> str:
+    lat = s.get("latency")
     head = f"{'unit':<22}{'mode':<5}{'in':>14}{'out':>14}{'k/s/g':>9}{'MACs':>10}{'cost':>10}{'share':>8}"
+    if lat:
+        head += f"{'FP ms':>8}{'bin ms':>8}{'ms':>8}"
     lines = [f"{s['backbone']} at {s['input_size']}x{s['input_size']}", head, "-" * len(head)]
     for u in s["units"]:
-        lines.append(f"{u['name']:<22}{u['mode']:<5}{_shape(u['in_shape']):>14}{_shape(u['out_shape']):>14}"
-                     f"{str(u['kernel']) + '/' + str(u['stride']) + '/' + str(u['groups']):>9}"
-                     f"{_human(u['macs']):>10}{_human(u['cost']):>10}"
-                     f"{100 * u['share']:>7.1f}%")
+        line = (f"{u['name']:<22}{u['mode']:<5}{_shape(u['in_shape']):>14}{_shape(u['out_shape']):>14}"
+                f"{str(u['kernel']) + '/' + str(u['stride']) + '/' + str(u['groups']):>9}"
+                f"{_human(u['macs']):>10}{_human(u['cost']):>10}"
+                f"{100 * u['share']:>7.1f}%")
+        if lat:
+            line += f"{u['fp_ms']:>8.3f}{u['bin_ms']:>8.3f}{u['ms']:>8.3f}"
+        lines.append(line)
     lines.append("-" * len(head))
     nbin = sum(u["mode"] == "bin" for u in s["units"])
     lines += [
@@ -77,6 +97,10 @@ def format_summary(s: dict) -> str:
         f"head (FP, outside the budget): {s['head']['kind']} {_human(s['head']['macs'])} MACs "
         f"({'x'.join(map(str, s['head']['exemplar_feat']))} * {'x'.join(map(str, s['head']['search_feat']))})",
     ]
+    if lat:
+        lines.append(f"measured time of the units: {lat['ms']:.2f} ms of {lat['fp_ms']:.2f} ms all FP = "
+                     f"{lat['share']:.3f} (latency budget) on {lat['cpu']}, {lat['isa']} path, {lat['threads']} "
+                     f"thread(s), measured {lat['measured']}")
     if s.get("provenance"):
         lines.append("provenance: " + ", ".join(f"{k}={v}" for k, v in s["provenance"].items()))
     return "\n".join(lines)

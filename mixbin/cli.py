@@ -51,6 +51,10 @@ def cmd_summary(args) -> None:
         s = summarize(backbone, spec, args.input_size)
     except (ValueError, RuntimeError) as e:
         raise CLIError(str(e))
+    if args.latency:
+        from backbones import latency
+        from backbones.summary import add_latency
+        add_latency(s, latency.table(backbone, s["input_size"], threads=args.threads, refresh=args.refresh_latency))
     if args.json:
         print(json.dumps(s))
     else:
@@ -83,7 +87,7 @@ def cmd_search(args) -> None:
     from .pipeline import SearchJob, run_search
     from .tracking_task import tracking_task
     job = SearchJob(strategy=args.strategy, budget=args.budget, backbone=args.backbone, input_size=args.input_size,
-                    **_job_fields(args))
+                    budget_metric=args.budget_metric, **_job_fields(args))
     _report(run_search(job, tracking_task(fp32=args.fp32), warn=_warn))
 
 
@@ -128,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(default: all units FP)")
     s.add_argument("--input-size", type=int, help="square input size in pixels (default: the spec's, else 255)")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    s.add_argument("--latency", action="store_true",
+                   help="add each unit's measured time on this CPU, FP and packed binary (measured once per "
+                        "machine and cached under ~/.cache/b2track/latency with the CPU's name and ISA path)")
+    s.add_argument("--threads", type=int, default=1, help="threads for --latency (default 1)")
+    s.add_argument("--refresh-latency", action="store_true", help="measure the latency table again")
     s.set_defaults(func=cmd_summary)
 
     from .distill import DISTILL_LOSSES
@@ -137,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "mixbin/prune checkpoint to OUT/search.pt / OUT/prune.pt and resume from it.")
     s.add_argument("--backbone", help="backbone name (default: the teacher's)")
     s.add_argument("--budget", type=float, help="target cost / FP cost, in (0, 1] (not needed for fp, all-binary)")
+    s.add_argument("--budget-metric", choices=("macs", "latency"), default="macs",
+                   help="what the budget divides: MACs (default, binary = MACs/64, as in the paper) or the units' "
+                        "measured time on this CPU (a latency table measured once and cached; see summary --latency)")
     s.add_argument("--strategy", default="mixbin", choices=list(STRATEGIES), metavar="NAME",
                    help="how units are chosen (default mixbin): " + describe_strategies())
     s.add_argument("--teacher", help="FP model checkpoint (tracker training last.pt or a zoo .pt)")

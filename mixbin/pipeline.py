@@ -21,6 +21,8 @@ it stopped. Under torchrun every rank calls the step; rank 0 writes the results.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import json
 import os
@@ -68,6 +70,8 @@ class SearchJob(_Job):
     budget: float | None = None  # in (0, 1]; strategies that need none ignore it
     backbone: str | None = None  # None: the teacher's
     input_size: int | None = None  # None: the backbone's search size
+    budget_metric: str = "macs"  # macs (the paper's) | latency (measured unit times on this CPU)
+    latency_threads: int = 1  # threads the latency table is measured with
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,7 +210,12 @@ def run_search(job: SearchJob, task: Task, warn: Callable[[str], None] = _warn) 
     if t_backbone and job.backbone and t_backbone != job.backbone:
         raise PipelineError(f"--teacher was trained with backbone {t_backbone}, not {job.backbone}")
     over = config_overrides(job.overrides, PruneConfig if job.strategy == "prune" else SearchConfig)
-    if needs_budget:
+    if job.budget_metric not in ("macs", "latency"):
+        raise PipelineError(f"--budget-metric must be macs or latency, got {job.budget_metric!r}")
+    lat = None
+    if job.budget_metric == "latency" and needs_budget:
+        lat = _latency_budget(job, backbone)
+    elif needs_budget:
         _check_reachable(backbone, job.budget, job.input_size)
     started = _start(job, task, "spec.json")
     if started is None:
@@ -225,20 +234,45 @@ def run_search(job: SearchJob, task: Task, warn: Callable[[str], None] = _warn) 
                          train_batches=task.train_batches(train_ds, job.batch_size, seed, job.workers),
                          val_batches=val, budget=job.budget if job.budget is not None else 1.0, seed=seed,
                          steps=job.steps, out_dir=out, progress=job.progress,
-                         provenance={"data": str(job.data), "teacher": t_desc, "batch_size": job.batch_size},
+                         provenance={"data": str(job.data), "teacher": t_desc, "batch_size": job.batch_size,
+                                     **(lat[0].provenance(lat[1]) if lat else {})},
                          input_size=job.input_size, backbone_name=backbone, overrides=over)
+    if lat:  # the selection weighs measured time; the spec keeps its budget in MACs
+        inp = dataclasses.replace(inp, select_costs=lat[0].select_costs, budget=lat[0].select_budget)
     t0 = time.time()
     res = run_strategy(job.strategy, inp)
     if rank != 0:
         return Outcome(out / "spec.json", None)
     if res.masks is not None:
         bake_masks(find_backbone(net), res.masks)
+    if lat:
+        from .latency_budget import latency_share
+        res.spec.provenance["latency_share"] = round(latency_share(lat[1], res.spec.units), 4)
     meta = {"stage": "search", "strategy": job.strategy, "teacher": t_desc, "data": str(job.data),
             "wall_time_s": round(time.time() - t0, 1), **res.info}
     save_model(out / "model.pt", net, res.spec, meta)
     res.spec.save(out / "spec.json")  # written last: its presence marks the search as done
     real = res.info.get("pruned_budget", res.spec.budget)
+    if lat:
+        return Outcome(out / "spec.json", f"{job.strategy}: measured time {res.spec.provenance['latency_share']:.4f} of FP "
+                                          f"(target {job.budget}), MAC budget {real:.4f} -> {out / 'spec.json'}")
     return Outcome(out / "spec.json", f"{job.strategy}: budget {real:.4f} (target {job.budget}) -> {out / 'spec.json'}")
+
+
+def _latency_budget(job: SearchJob, backbone: str):
+    """(LatencyBudget, table) for a latency-metric search: the table is measured once per machine and cached."""
+    from backbones import latency
+
+    from .latency_budget import latency_budget
+    if job.strategy == "prune":
+        raise PipelineError("--budget-metric latency: prune removes channels, which a per-unit FP/binary time "
+                            "table does not describe; use macs")
+    tab = latency.table(backbone, job.input_size, threads=job.latency_threads)
+    lb = latency_budget(tab, job.budget)
+    if job.budget < lb.floor:
+        raise PipelineError(f"latency budget {job.budget} is below the all-binary time on this CPU "
+                            f"({lb.floor:.3f} of FP, {tab['isa']} path)")
+    return lb, tab
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------

@@ -62,3 +62,63 @@ def test_measured_table_and_its_cache(tmp_path, monkeypatch):
     assert again == json.loads(files[0].read_text()) == t
     files[0].write_text("{broken")  # a damaged cache is measured again, not a crash
     assert set(latency.table(TINY, 32, threads=1, repeats=2)["units"]) == set(t["units"])
+
+
+def test_search_under_a_latency_budget_keeps_the_measured_time_within_it(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from backbones import Spec
+    from mixbin.cli import main
+    from test_mixbin_cli import pairs
+    from tracker.model import SiamNet
+    monkeypatch.setenv("B2TRACK_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    torch.save(pairs(16, 0), tmp_path / "data" / "train.pt")
+    torch.manual_seed(0)
+    torch.save({"model": SiamNet(TINY).state_dict(), "backbone": TINY, "step": 0}, tmp_path / "teacher.pt")
+    common = ["--teacher", str(tmp_path / "teacher.pt"), "--data", str(tmp_path / "data"), "--batch-size", "4",
+              "--val-batches", "1", "--fp32", "--no-progress"]
+    # This machine's table, made up where it is cached: toy units are too small to time meaningfully.
+    from backbones import create_backbone
+    net = create_backbone(TINY)
+    rng = np.random.default_rng(1)
+    fake = {"format": latency.TABLE_FORMAT, "backbone": TINY, "input_size": net.search_size,
+            **latency.signature(1), "measured": "test", "units": {
+                n: {"fp_ms": float(f), "bin_ms": float(f / r), "macs": 1}
+                for n, f, r in zip(net.unit_names(), rng.uniform(0.5, 2, 99), rng.uniform(2, 6, 99))}}
+    path = latency.cache_path(TINY, net.search_size, 1)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(fake))
+    main(["search", "--strategy", "random", "--budget", "0.6", "--budget-metric", "latency",
+          "--out", str(tmp_path / "lat"), *common])
+    spec = Spec.load(tmp_path / "lat" / "spec.json")  # validates the MAC budget against the backbone
+    prov = spec.provenance
+    assert prov["budget_metric"] == "latency" and prov["latency_table"]["isa"]
+    tab = json.loads(path.read_text())
+    assert tab == fake  # read from the cache, not measured again
+    assert abs(prov["latency_share"] - latency_share(tab, spec.units)) < 1e-4 and prov["latency_share"] <= 0.6
+    assert "measured time" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--strategy", "prune", "--budget", "0.6", "--budget-metric", "latency",
+              "--out", str(tmp_path / "p"), *common])
+    assert e.value.code == 2 and "prune removes channels" in capsys.readouterr().err
+
+
+def test_summary_adds_the_measured_times(tmp_path, monkeypatch, capsys):
+    from backbones import Spec, create_backbone
+    from mixbin.cli import main
+    monkeypatch.setenv("B2TRACK_CACHE", str(tmp_path))
+    net = create_backbone(TINY)
+    names = net.unit_names()
+    fake = {"format": latency.TABLE_FORMAT, "backbone": TINY, "input_size": net.search_size, **latency.signature(1),
+            "measured": "test", "units": {n: {"fp_ms": 1.0 + i, "bin_ms": 0.25, "macs": 1} for i, n in enumerate(names)}}
+    path = latency.cache_path(TINY, net.search_size, 1)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(fake))
+    spec = Spec.build(TINY, {n: "bin" if i % 2 else "fp" for i, n in enumerate(names)})
+    spec.save(tmp_path / "s.json")
+    main(["summary", "--spec", str(tmp_path / "s.json"), "--latency", "--json"])
+    s = json.loads(capsys.readouterr().out)
+    want = sum(1.0 + i if i % 2 == 0 else 0.25 for i in range(len(names))) / sum(1.0 + i for i in range(len(names)))
+    assert abs(s["latency"]["share"] - want) < 1e-9 and abs(s["latency"]["share"] - latency_share(fake, spec.units)) < 1e-9
+    assert [u["ms"] for u in s["units"]] == [1.0 + i if i % 2 == 0 else 0.25 for i in range(len(names))]
