@@ -185,12 +185,8 @@ def _dispatch(argv) -> None:
 
 def main(argv=None) -> None:
     """Returns after a finished command; exits with status 2 and one line on any user error."""
-    from backbones import SpecError
-    from backbones.files import FileFormatError  # a resume file in --out, or any checkpoint read deep in a command
-
-    from .pipeline import PipelineError
-    from .select import BudgetError
-    code = run_cli("mixbin", lambda: _dispatch(argv), user_errors=(FileFormatError, PipelineError, SpecError, BudgetError))
+    from .pipeline import user_errors  # FileFormatError too: a resume file in --out, any checkpoint read deep down
+    code = run_cli("mixbin", lambda: _dispatch(argv), user_errors=user_errors())
     if code:
         sys.exit(code)
 

@@ -22,7 +22,6 @@ it stopped. Under torchrun every rank calls the step; rank 0 writes the results.
 from __future__ import annotations
 
 import dataclasses
-
 import itertools
 import json
 import os
@@ -37,6 +36,15 @@ import torch
 
 class PipelineError(ValueError):
     """A job that cannot run as given (missing file, bad option, unusable output folder)."""
+
+
+def user_errors() -> tuple:
+    """Every error type a step raises for a user's input; a caller prints them as one line."""
+    from backbones import SpecError
+    from backbones.files import FileFormatError
+
+    from .select import BudgetError
+    return PipelineError, SpecError, BudgetError, FileFormatError
 
 
 @dataclass(frozen=True)

@@ -230,11 +230,8 @@ def bench(argv=None) -> None:
 
 def main(argv=None) -> None:
     """One line and exit status 2 for a user error (a missing teacher, data or spec, a bad budget)."""
-    from backbones import SpecError
-    from backbones.files import FileFormatError
-    from mixbin.select import BudgetError
-    code = run_cli("bench_strategies", lambda: bench(argv),
-                   user_errors=(PipelineError, SpecError, BudgetError, FileFormatError))
+    from mixbin.pipeline import user_errors
+    code = run_cli("bench_strategies", lambda: bench(argv), user_errors=user_errors())
     if code:
         sys.exit(code)
 
