@@ -3,6 +3,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from test_tracker_kit import synthetic_sequence, write_video
 from tracker import video
@@ -54,10 +55,26 @@ def test_closing_mid_stream_stops_the_decoder_before_release():
     assert cap.reads == reads <= 5 + 2 + 1  # nothing reads after close; at most depth (+1 blocked) ahead
 
 
-def test_a_failing_capture_ends_the_stream():
+def test_what_the_capture_raises_reaches_the_reader_in_order():
     src = video.FrameSource(_EndlessCapture(fail_at=4), "flaky", live=False, prefetch=2)
-    assert [int(f[0, 0, 0]) for f in src] == [1, 2, 3]
-    assert src.read() is None
+    got = [int(src.read()[0, 0, 0]) for _ in range(3)]
+    with pytest.raises(RuntimeError, match="unplugged"):  # after the frames read before it, not instead
+        src.read()
+    assert got == [1, 2, 3]
+    src.close()
+
+
+def test_ctrl_c_on_the_decoding_thread_interrupts_the_reader():
+    class Interrupting(_EndlessCapture):
+        def read(self):
+            if self.reads == 2:
+                self.reads += 1
+                raise KeyboardInterrupt
+            return super().read()
+    src = video.FrameSource(Interrupting(), "cam", live=False, prefetch=3)
+    assert src.read() is not None and src.read() is not None
+    with pytest.raises(KeyboardInterrupt):
+        src.read()
     src.close()
 
 

@@ -39,6 +39,13 @@ def _factory():
         raise VideoError(f"B2TRACK_CAPTURE_FACTORY={spec!r} cannot be imported: {e}") from None
 
 
+class _Raised:
+    """An exception from the decoding thread, queued in order with the frames."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
 class _Prefetcher:
     """Decodes the next frames on a thread while the caller tracks the current one.
 
@@ -56,20 +63,34 @@ class _Prefetcher:
         while not self.stop.is_set():
             try:
                 ok, frame = self.cap.read()
-            except Exception:  # noqa: BLE001 - a capture that throws ends the stream like one that runs dry
-                ok, frame = False, None
+            except BaseException as e:  # noqa: BLE001 - handed to the reader, which raises it (Ctrl-C included)
+                self._put(_Raised(e))
+                return
             item = frame if ok and frame is not None else None
-            while not self.stop.is_set():
-                try:
-                    self.q.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            self._put(item)
             if item is None:
                 return
 
+    def _put(self, item) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def get(self) -> np.ndarray | None:
-        return self.q.get()
+        """The next frame, None at the end; what the capture raised on the thread is raised here."""
+        while True:
+            try:
+                item = self.q.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self.thread.is_alive() and self.q.empty():
+                    return None  # the thread is gone without a word: treat as the end
+        if isinstance(item, _Raised):
+            raise item.error
+        return item
 
     def close(self) -> None:
         self.stop.set()
