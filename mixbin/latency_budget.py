@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from backbones import BINARY_DIVISOR
 
+from .select import BudgetError
+
 NS_PER_MS = 1_000_000
 
 
@@ -55,6 +57,8 @@ def latency_budget(tab: dict, budget: float) -> LatencyBudget:
     # Every unit gets at least 1 pseudo-MAC so that the MAC machinery never divides by zero.
     m = {n: max(1, round((f - b) * k * NS_PER_MS)) for n, (f, b) in t.items()}
     total = sum(m.values())
+    if budget * t_fp < t_bin:
+        raise BudgetError(f"latency budget {budget} is below the all-binary time ({t_bin / t_fp:.3f} of FP)")
     sel_budget = ((budget * t_fp - t_bin) * NS_PER_MS + total / BINARY_DIVISOR) / total
     return LatencyBudget(budget, m, min(sel_budget, 1.0), t_fp, t_bin / t_fp)
 

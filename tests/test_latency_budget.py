@@ -7,7 +7,7 @@ import pytest
 
 from backbones import budget_of, latency
 from mixbin.latency_budget import latency_budget, latency_share
-from mixbin.select import select_modes
+from mixbin.select import BudgetError, select_modes
 from test_mixbin_toy import TINY
 
 
@@ -19,9 +19,14 @@ def synthetic_table(n=8, seed=0):
     return {"units": {f"u{i}": {"fp_ms": float(fp[i]), "bin_ms": float(fp[i] / ratio[i])} for i in range(n)}}
 
 
-@pytest.mark.parametrize("b", [0.35, 0.5, 0.8])
-def test_mapping_accepts_exactly_the_assignments_within_the_latency_budget(b):
+def floor_of(tab):
+    return latency_share(tab, {n: "bin" for n in tab["units"]})
+
+
+@pytest.mark.parametrize("frac", [0.15, 0.5, 0.8])
+def test_mapping_accepts_exactly_the_assignments_within_the_latency_budget(frac):
     tab = synthetic_table()
+    b = floor_of(tab) + frac * (1 - floor_of(tab))  # between all-binary and all-FP time
     lb = latency_budget(tab, b)
     names = list(tab["units"])
     checked = 0
@@ -37,7 +42,7 @@ def test_mapping_accepts_exactly_the_assignments_within_the_latency_budget(b):
 
 def test_selection_under_the_mapped_budget_is_the_closest_latency_below_it():
     tab = synthetic_table(seed=3)
-    b = 0.5
+    b = floor_of(tab) + 0.4 * (1 - floor_of(tab))
     lb = latency_budget(tab, b)
     names = list(tab["units"])
     sel = select_modes(lb.select_costs, lb.select_budget, {n: 0.0 for n in names}, tol=0.0)
@@ -48,6 +53,8 @@ def test_selection_under_the_mapped_budget_is_the_closest_latency_below_it():
     # A unit whose packed twin is slower never pays to binarize: binary it would cost what FP costs.
     slow = [n for n, r in tab["units"].items() if r["bin_ms"] >= r["fp_ms"]]
     assert slow and all(lb.select_costs[n] == 1 for n in slow)
+    with pytest.raises(BudgetError, match="below the all-binary time"):
+        latency_budget(tab, floor_of(tab) - 0.01)
 
 
 def test_measured_table_and_its_cache(tmp_path, monkeypatch):
