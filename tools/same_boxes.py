@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--new", help="git commit to compare with --ref instead of the working tree")
     p.add_argument("--compare", nargs=2, metavar="DIR", help="compare two existing result folders instead")
     p.add_argument("--trackers", nargs="+", default=["siamfc", "dimp"])
+    p.add_argument("--models", nargs="+", help="zoo files to run (default: every zoo model in both versions)")
     p.add_argument("--root", default=str(DEV), help="sequence folder (default: the dev sequences in ../shared)")
     p.add_argument("--out", default=str(REPO / "runs" / "same_boxes"), help="where both result sets go")
     a = p.parse_args(argv)
@@ -98,12 +99,15 @@ def main(argv=None) -> int:
             fail("give --ref COMMIT or --compare DIR_A DIR_B")
         if not Path(a.root).is_dir():
             fail(f"no sequences at {a.root}")
-        left, right = Path(a.out) / "ref", Path(a.out) / "work"
+        out = Path(a.out).resolve()  # the runs' working folder is each version's checkout
+        left, right = out / "ref", out / "work"
         for d in (left, right):
             shutil.rmtree(d, ignore_errors=True)
         codes = [worktree(a.ref), worktree(a.new) if a.new else REPO]
         try:
             models = sorted(set(zoo_models(codes[0])) & set(zoo_models(codes[1])))
+            if a.models:
+                models = [m for m in models if m in a.models or Path(m).stem in a.models]
             for code, out in zip(codes, (left, right)):
                 run_all(code, out, a.trackers, models, Path(a.root))
         finally:
