@@ -81,9 +81,10 @@ def test_dimp_colour_response_peaks_on_the_cell_of_the_target():
     dx, dy = 24, -16  # image px
     moved[135 + dy:165 + dy, 185 + dx:215 + dx] = RED
     # the crop update() cuts, at the old centre
-    trk._patches = crops.scale_crops(moved, trk.center, trk.x_extent * trk.scales, trk.params.search_size)
+    f = trk._new_frame(moved, crops.mean_colour(moved), trk.x_extent * trk.scales)
+    f.patches = crops.scale_crops(moved, trk.center, f.extents, trk.params.search_size)
     n = trk.resp_size
-    resp = trk._colour_response(n)[0].numpy()
+    resp = trk._colour_response(f, n)[0].numpy()
     r, c = np.unravel_index(int(np.argmax(resp)), resp.shape)
     k = trk.params.search_size / trk.x_extent  # crop px per image px
     want = (np.array([dy, dx]) * k / trk.stride + (n - 1) / 2)

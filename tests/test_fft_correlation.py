@@ -15,6 +15,13 @@ def test_valid_fft_correlation_equals_conv2d():
     torch.testing.assert_close(got, F.conv2d(x, v)[:, 0], atol=1e-4, rtol=1e-4)
 
 
+def _frame(trk, xf):
+    """A frame state holding only search features (what these two steps read)."""
+    f = trk._new_frame(None, None, None)
+    f.xf = xf
+    return f
+
+
 def test_fft_siamese_score_equals_the_conv_head():
     torch.manual_seed(0)
     net = SiamNet(TINY).eval()
@@ -26,13 +33,13 @@ def test_fft_siamese_score_equals_the_conv_head():
     trk.zf = torch.randn(1, 16, 8, 8, generator=g)
     xf = torch.randn(2, 16, 24, 24, generator=g)
     with torch.no_grad():
-        got = trk._siamese_score(xf)
+        got = trk._siamese_score(_frame(trk, xf))
         ref = net.head(trk.zf, xf)[:, 0]
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
     # a new exemplar (template update) is not served from the cached spectrum
     trk.zf = trk.zf * 2
     with torch.no_grad():
-        torch.testing.assert_close(trk._siamese_score(xf), net.head(trk.zf, xf)[:, 0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(trk._siamese_score(_frame(trk, xf)), net.head(trk.zf, xf)[:, 0], atol=1e-4, rtol=1e-4)
 
 
 def test_filter_spectrum_reuses_the_siamese_fft():
@@ -44,8 +51,9 @@ def test_filter_spectrum_reuses_the_siamese_fft():
     trk.zf, trk.proj = torch.randn(1, 16, 8, 8, generator=g), None
     xf = 5 * torch.randn(2, 16, 24, 24, generator=g)
     with torch.no_grad():
-        trk._siamese_score(xf)
-        got = trk._filter_spectrum(xf)
+        f = _frame(trk, xf)
+        trk._siamese_score(f)
+        got = trk._filter_spectrum(f)
     ref = torch.fft.rfft2(normalise_features(xf))
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-5)
 

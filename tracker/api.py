@@ -16,12 +16,13 @@ import warnings
 import torch
 
 from . import zoo
+from .model import use_threads
 from .registry import DEFAULT_TRACKER, get_tracker, list_trackers
 
 __all__ = ["attach_kernels", "create_tracker", "list_trackers"]
 
 
-def attach_kernels(model, spec, threads: int | None = None) -> str:
+def attach_kernels(model, spec) -> str:
     """Swap the backbone for its inference export (``backbones.export``) when it exists and agrees.
 
     Binary units then run on the bit-packed kernels and FP units with their
@@ -36,8 +37,6 @@ def attach_kernels(model, spec, threads: int | None = None) -> str:
     except Exception:
         return "torch"
     try:
-        if threads:
-            kernels.set_num_threads(int(threads))
         exported = export_backbone(model.backbone)
     except Exception:
         return "torch"
@@ -67,11 +66,10 @@ def create_tracker(name: str = DEFAULT_TRACKER, budget: float | None = None, mod
     """
     cls = get_tracker(name).load()
     p = cls.Params.from_kwargs(threads=threads, **params)  # fail on a typo before loading anything
-    if threads:
-        torch.set_num_threads(int(threads))
+    use_threads(threads)  # the tracker's init applies p.threads again, for trackers made without this function
     path, entry, sha256 = zoo.resolve(model, budget)
     net, spec, meta = zoo.load_model(path, sha256=sha256)
-    kernel = attach_kernels(net, spec, threads)
+    kernel = attach_kernels(net, spec)
     tracker = cls(net, p)
     tracker.info = {"tracker": name, "backbone": spec.backbone, "budget": spec.budget,
                     "requested_budget": budget, "entry": (entry or {}).get("name") or (entry or {}).get("file"),

@@ -37,20 +37,18 @@ import torch.nn.functional as F
 
 from . import crops
 from .colour_model import ColourModel
-from .siamfc import SiamFCParams, SiamFCTracker, peak_contrast
+from .siamfc import Frame, SiamFCParams, SiamFCTracker, peak_contrast
 
 
 @dataclass
 class DiMPParams(SiamFCParams):
     window_influence: float = 0.15
-    # Size by the DSST scale filter (tracker/scale_filter.py), not the 3-crop pyramid: AUC
-    # 0.500 -> 0.522 on the dev sequences, 0.786 -> 0.798 on the held-out clips, one backbone
-    # pass per frame instead of three (BENCHMARKS.md). SiamFC keeps the pyramid (-0.01 there).
+    # Size by the DSST scale filter (tracker/scale_filter.py), not the 3-crop pyramid: more
+    # accurate here and one backbone pass per frame instead of three; SiamFC keeps the pyramid
+    # (BENCHMARKS.md "Scale estimation").
     scale_mode: str = "dsst"
-    # Re-detection after a full occlusion (SiamFCParams.lost_ratio): on for this tracker. With
-    # the scale pyramid it never fired on the dev sequences or the held-out clips; with DSST it
-    # fires once on OTB Biker. It lifts the IoU after a pasted occlusion 0.17 -> 0.38 (with the
-    # colour model: 0.45; BENCHMARKS.md "Re-detection").
+    # Re-detection after a full occlusion (SiamFCParams.lost_ratio): on for this tracker; it lifts
+    # the IoU after a pasted occlusion (BENCHMARKS.md "Re-detection").
     lost_ratio: float = 0.4
     fuse_weight: float = 0.5  # share of the online filter in the fused response
     filter_reg: float = 0.02  # lambda, relative to one sample's energy per filter tap
@@ -59,8 +57,8 @@ class DiMPParams(SiamFCParams):
     sample_lr: float = 0.03  # weight of each new sample; older ones decay by (1 - lr)
     init_iters: int = 15
     update_iters: int = 3
-    # Frames between filter optimisations (samples are added every frame). 10 halves the CG's
-    # cost per frame but lost 0.024 AUC at budget 0.3 on the twelve sequences (-0.003 at 1.0).
+    # Frames between filter optimisations (samples are added every frame); 10 halves the CG's
+    # cost per frame at an accuracy cost (BENCHMARKS.md "Per-frame work (issue 14)").
     update_every: int = 5
     # Filter peak below this: target uncertain, no sample is stored. (Losing the target is
     # decided by the Siamese peak contrast, lost_ratio: the filter's confidence also drops on
@@ -69,19 +67,16 @@ class DiMPParams(SiamFCParams):
     init_shift: float = 32.0  # search-crop pixels of the shift augmentations
     # The filter works on the features' first filter_channels principal components (a projection
     # fixed on the first frame's samples, ECO's compression without its joint learning): every
-    # product in the conjugate-gradient loop scales with the channels; 32 of 128 cut the CG from
-    # ~4 to ~1 ms/frame. 0 keeps all channels: 32 lost 0.008 AUC on the twelve sequences at budget
-    # 1.0 and 0.026 at 0.3, 64 gained 0.029 at 1.0 and lost 0.017 at 0.3 (BENCHMARKS.md
-    # "Per-frame work (issue 14)", round 2).
+    # product in the conjugate-gradient loop scales with the channels. 0 keeps all channels, the
+    # default until fewer hold accuracy (BENCHMARKS.md "Per-frame work (issue 14)").
     filter_channels: int = 0
     # Colour histograms of target vs surroundings (tracker/colour_model.py, Staple's cue): share
     # of their target likelihood in the final response; 0 disables. Chosen on the held-out
-    # clips (0.15 / 0.3 / 0.45 / 0.6): AUC 0.798 -> 0.812 there, 0.522 -> 0.574 on the dev set,
-    # the gain stable over three seeds (BENCHMARKS.md "Colour model").
+    # clips only (BENCHMARKS.md "Colour model").
     colour_weight: float = 0.45
     colour_lr: float = 0.04
-    # The colour model samples every k-th pixel each way: 2 is ~0.2 ms/frame less, and lost 0.047
-    # / 0.025 AUC on the twelve sequences at budgets 1.0 / 0.3 (BENCHMARKS.md, round 2).
+    # The colour model samples every k-th pixel each way: faster, less accurate (BENCHMARKS.md
+    # "Per-frame work (issue 14)").
     colour_stride: int = 1
     # Candidates and their association (KeepTrack-like).
     cand_threshold: float = 0.5  # local maxima above this fraction of the max are candidates
@@ -280,6 +275,10 @@ class DistractorTracker:
         self.prev = [Candidate(np.asarray(pos, float), 1.0, feat, np.zeros(2), 0)]
         self.target_id, self.next_id = 0, 1
 
+    def forget(self) -> None:
+        """After a re-detection: the candidates seen before the loss say nothing about the scene now."""
+        self.prev, self.target_id = [], -1
+
     def _associate(self, cands: list[Candidate], target_scale: float) -> None:
         p = self.p
         if not self.prev or not cands:
@@ -323,6 +322,14 @@ class DistractorTracker:
 
 
 # -- the tracker --------------------------------------------------------------
+
+@dataclass
+class DiMPFrame(Frame):
+    """A frame's state plus what scoring leaves for the update: the spectra and the filter's response."""
+    xfh: torch.Tensor | None = None  # rfft2 of the search features (the Siamese head's; the filter reuses it)
+    xh: torch.Tensor | None = None  # the online filter's input spectrum (stored as a sample)
+    filt: torch.Tensor | None = None  # the online filter's response, (S, R, R)
+
 
 class DiMPTracker(SiamFCTracker):
     name = "dimp"
@@ -381,52 +388,50 @@ class DiMPTracker(SiamFCTracker):
         return gaussian_label(self.resp_size, np.asarray(offset_px) / self.stride, sigma)[None]
 
     # -- per frame ----------------------------------------------------------
-    def _siamese_score(self, xf: torch.Tensor) -> torch.Tensor:
+    def _new_frame(self, img: np.ndarray, pad, extents: np.ndarray) -> DiMPFrame:
+        return DiMPFrame(img, pad, extents)
+
+    def _siamese_score(self, f: DiMPFrame) -> torch.Tensor:
         """The Siamese head's response through the FFT (the exemplar's spectrum is kept while the
         exemplar does not change): 0.4 ms instead of conv2d's 0.6-1.3 ms for 128 channels."""
-        n, k = xf.shape[-1], self.zf.shape[-1]
+        n, k = f.xf.shape[-1], self.zf.shape[-1]
         if getattr(self, "_zh_of", None) is not self.zf or self._zh.shape[-2] != n:
             self._zh, self._zh_of = kernel_spectrum(self.zf, n), self.zf
-        self._xfh = torch.fft.rfft2(xf.float())  # the online filter reuses it (_filter_spectrum)
-        raw = valid_correlation(self._xfh, self._zh, n, k)
+        f.xfh = torch.fft.rfft2(f.xf.float())  # the online filter reuses it (_filter_spectrum)
+        raw = valid_correlation(f.xfh, self._zh, n, k)
         r = self.model.head.finish(raw[:, None], self.zf.shape)[:, 0].float()
-        self._siam_peak = peak_contrast(r)
+        f.siam_peak = peak_contrast(r)
         self.confidence = float(torch.sigmoid(r.max()))
         return r
 
-    def _score(self, xf: torch.Tensor) -> torch.Tensor:
-        siam = self._siamese_score(xf)  # the raw Siamese response (and its peak contrast)
-        self._xh = self._filter_spectrum(xf)
-        filt = self.filter.apply(self._xh)
-        self._filt = filt
+    def _score(self, f: DiMPFrame) -> torch.Tensor:
+        siam = self._siamese_score(f)  # the raw Siamese response (and its peak contrast)
+        f.xh = self._filter_spectrum(f)
+        filt = f.filt = self.filter.apply(f.xh)
         lo, hi = siam.min(), siam.max()
         siam_n = (siam - lo) / (hi - lo).clamp(min=1e-6)  # joint over scales: keeps them comparable
         w = self.params.fuse_weight
         fused = (1 - w) * siam_n + w * filt
         if self.colour is not None:
             c = self.params.colour_weight
-            fused = (1 - c) * fused + c * self._colour_response(fused.shape[-1])
+            fused = (1 - c) * fused + c * self._colour_response(f, fused.shape[-1])
         return fused
 
-    def _filter_spectrum(self, xf: torch.Tensor) -> torch.Tensor:
+    def _filter_spectrum(self, f: DiMPFrame) -> torch.Tensor:
         """The online filter's input spectrum. Without a channel projection it is the Siamese
         head's spectrum of the same features over their RMS (the FFT is linear): one 128-channel
         rfft2 per frame less. With one, the projection comes first (fewer channels to transform)."""
         if self.proj is None:
-            return self._xfh / feature_rms(xf.float())
-        return self.filter.spectrum(project_channels(normalise_features(xf), self.proj))
+            return f.xfh / feature_rms(f.xf.float())
+        return self.filter.spectrum(project_channels(normalise_features(f.xf), self.proj))
 
-    def _embed_search(self, patches: np.ndarray) -> torch.Tensor:
-        self._patches = patches  # the colour model scores these pixels
-        return self._embed(patches)
-
-    def _colour_response(self, n: int) -> torch.Tensor:
+    def _colour_response(self, f: DiMPFrame, n: int) -> torch.Tensor:
         """(S, n, n) colour likelihood of a target-sized window at every response cell of every search crop."""
         p = self.params
         g = (np.arange(n) - (n - 1) / 2) * self.stride + (p.search_size - 1) / 2  # cell centres, crop px
         centres = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1)
         out = []
-        for crop, s in zip(self._patches, self.scales):
+        for crop, s in zip(f.patches, self.scales):
             win = self.size * p.search_size / (self.x_extent * s)  # the target's (w, h) in crop px
             out.append(self.colour.response(crop, (float(win[0]), float(win[1])), centres))
         return torch.from_numpy(np.stack(out))
@@ -439,12 +444,12 @@ class DiMPTracker(SiamFCTracker):
         v = F.grid_sample(feat[None], grid, align_corners=True)[0, :, 0, 0].numpy()
         return v / max(np.linalg.norm(v), 1e-9)
 
-    def _locate(self, r: np.ndarray, si: int, scores, xf) -> np.ndarray:
+    def _locate(self, r: np.ndarray, scores, f: DiMPFrame) -> np.ndarray:
         p = self.params
         windowed = (1 - p.window_influence) * r + p.window_influence * self._window(r.shape[0])
-        cands = self._candidates(r, windowed, si, xf)
+        cands = self._candidates(r, windowed, f.si, f.xf)
         if not cands:
-            return super()._locate(r, si, scores, xf)
+            return super()._locate(r, scores, f)
         best = int(np.argmax([windowed[tuple(c.up_rc.astype(int))] for c in cands]))
         pick = self.distractors.choose(cands, best, float(np.sqrt(np.prod(self.size))))
         # Refine: the window-weighted maximum near the chosen candidate.
@@ -469,22 +474,22 @@ class DiMPTracker(SiamFCTracker):
         return out
 
     def _after_redetect(self) -> None:
-        # The candidates seen before the loss say nothing about the scene now.
-        self.distractors.prev, self.distractors.target_id = [], -1
+        self.distractors.forget()
 
-    def _after_update(self, img, pad, xf, si, disp_crop, extents) -> None:
+    def _after_update(self, f: DiMPFrame) -> None:
         p = self.params
+        si, disp_crop, extents = f.si, f.disp_crop, f.extents
         # Confidence: the online filter's value at the new target position.
         cell = disp_crop / self.stride + (self.resp_size - 1) / 2
         rr, cc = np.clip(np.round(cell).astype(int), 0, self.resp_size - 1)
-        self.filter_confidence = float(self._filt[si, rr, cc])
+        self.filter_confidence = float(f.filt[si, rr, cc])
         self.confidence = self.filter_confidence
         if self.filter_confidence >= p.conf_threshold and self.distractors.last_decision in ("max", "init"):
             mid = (len(self.scales) - 1) // 2
             # the target's offset in the middle-scale crop (where the sample comes from)
             off_mid = disp_crop * extents[si] / extents[mid]
-            self.memory.add(self._xh[mid], self._label(off_mid)[0])
+            self.memory.add(f.xh[mid], self._label(off_mid)[0])
             if self.colour is not None:
-                self.colour.update(img, self.center, self.size)
+                self.colour.update(f.img, self.center, self.size)
         if (self.frame - 1) % p.update_every == 0:
             self.filter.optimise(*self.memory.tensors(), iters=p.update_iters)

@@ -65,3 +65,15 @@ class SiamNet(nn.Module):
 
     def forward(self, z_img: torch.Tensor, x_img: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(z_img), self.embed(x_img))
+
+
+def use_threads(n: int | None) -> None:
+    """Run the network on ``n`` threads: torch's pool and the packed kernels' alike (None: leave both)."""
+    if not n:
+        return
+    torch.set_num_threads(int(n))
+    try:
+        from backbones import kernels
+    except Exception:  # noqa: BLE001 - no kernel library: torch's pool is all there is
+        return
+    kernels.set_num_threads(int(n))

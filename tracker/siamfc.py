@@ -17,7 +17,22 @@ import torch
 import torch.nn.functional as F
 
 from . import crops
+from .model import use_threads
 from .scale_filter import PATCH_MODES, ScaleFilter, check_sampled
+
+
+@dataclass
+class Frame:
+    """One frame's working state, handed from step to step of ``update`` (and to a subclass's hooks)
+    instead of being stashed on the tracker between calls."""
+    img: np.ndarray  # BGR
+    pad: tuple  # the frame's mean colour, the crops' padding
+    extents: np.ndarray  # image px covered by each scale's search crop
+    patches: np.ndarray | None = None  # (S, n, n, 3) search crops
+    xf: torch.Tensor | None = None  # (S, C, h, w) their features
+    siam_peak: float | None = None  # the Siamese response's peak contrast (the lost test reads it)
+    si: int = 0  # the chosen scale
+    disp_crop: np.ndarray | None = None  # the target's move, (dy, dx) search-crop px
 
 
 @dataclass
@@ -33,12 +48,11 @@ class SiamFCParams:
     dsst_step: float = 1.02
     dsst_lr: float = 0.025
     # "each": one crop and resize per scale; "shared": the scale patches resampled from one
-    # area-resized region in one remap (~2 ms/frame less, but VOT bag's AUC fell 0.50 -> 0.38
-    # with it on the FP model: tracker/scale_filter.py, BENCHMARKS.md "Per-frame work (issue 14)")
+    # area-resized region in one remap (faster, less accurate: BENCHMARKS.md "Per-frame work (issue 14)")
     dsst_patches: str = "each"
     # fDSST: patches cut at only this many of the dsst_scales (every k-th, ends included), the
     # scale response interpolated to all of them; 0 cuts every scale. 17 of 33 halves the cuts
-    # (~0.8 ms/frame less) but lost 0.041 / 0.022 AUC on the twelve sequences at budgets 1.0 / 0.3.
+    # at an accuracy cost (BENCHMARKS.md "Per-frame work (issue 14)").
     dsst_sampled: int = 0
     num_scales: int = 3
     scale_step: float = 1.0375
@@ -147,16 +161,15 @@ class SiamFCTracker:
     def _embed(self, patches: np.ndarray) -> torch.Tensor:
         return self.model.embed(crops.to_tensor_batch(patches))
 
-    def _embed_search(self, patches: np.ndarray) -> torch.Tensor:
-        """Features of this frame's search crops (a hook: a subclass may also look at the pixels)."""
-        return self._embed(patches)
+    def _new_frame(self, img: np.ndarray, pad, extents: np.ndarray) -> Frame:
+        """This frame's state (a subclass with more per-frame state returns its own Frame type)."""
+        return Frame(img, pad, extents)
 
     # -- got10k interface -------------------------------------------------
     @torch.inference_mode()
     def init(self, image: np.ndarray, box) -> None:
         p = self.params
-        if p.threads:
-            torch.set_num_threads(int(p.threads))
+        use_threads(p.threads)
         torch.manual_seed(p.seed)
         self.rng = np.random.default_rng(p.seed)
         box = np.asarray(box, dtype=np.float64).reshape(-1)
@@ -200,30 +213,31 @@ class SiamFCTracker:
         if self.searching:
             return self._redetect(img, pad)
         self._prev_state = (self.center.copy(), self.size.copy())
-        extents = self.x_extent * self.scales
-        xf = self._embed_search(crops.scale_crops(img, self.center, extents, p.search_size, pad))
-        scores = self._score(xf)  # (S, R, R) float tensor, higher = target
-        si, r = self._pick_scale(scores)
-        peak = self._locate(r, si, scores, xf)
-        disp_crop = self._up_to_px(peak, r.shape[0])  # (dy, dx) search px
-        disp_img = disp_crop * extents[si] / p.search_size
+        f = self._new_frame(img, pad, self.x_extent * self.scales)
+        f.patches = crops.scale_crops(img, self.center, f.extents, p.search_size, pad)
+        f.xf = self._embed(f.patches)
+        scores = self._score(f)  # (S, R, R) float tensor, higher = target
+        f.si, r = self._pick_scale(scores)
+        peak = self._locate(r, scores, f)
+        f.disp_crop = self._up_to_px(peak, r.shape[0])  # (dy, dx) search px
+        disp_img = f.disp_crop * f.extents[f.si] / p.search_size
         self.center = self.center + disp_img[::-1]
         if self.scale_filter is not None:
             grey = self._grey(img)
             s = self.scale_filter.estimate(grey, self.center, self.size)
         else:
-            s = (1 - p.scale_lr) + p.scale_lr * self.scales[si]
+            s = (1 - p.scale_lr) + p.scale_lr * self.scales[f.si]
         self.size = np.clip(self.size * s, p.min_scale * self.base_size, p.max_scale * self.base_size)
         self.z_extent = crops.context_size(*self.size, p.context)
         self.x_extent = self.z_extent * p.search_size / p.exemplar_size
         h, w = self.img_shape
         self.center = np.clip(self.center, [0, 0], [w - 1, h - 1])
         self.frame += 1
-        if self._lost(self._siam_peak):
+        if self._lost(f.siam_peak):
             return crops.cs_to_box(self.center, self.size)
         if self.scale_filter is not None:
             self.scale_filter.update(grey, self.center, self.size)
-        self._after_update(img, pad, xf, si, disp_crop, extents)
+        self._after_update(f)
         if p.template_lr > 0 and self.frame % p.template_every == 0 and self.confidence >= p.ok_threshold:
             z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
             self.zf = (1 - p.template_lr) * self.zf + p.template_lr * self._embed(z[None])
@@ -235,8 +249,6 @@ class SiamFCTracker:
         return bool(self.confidence >= self.params.ok_threshold), tuple(float(v) for v in box)
 
     # -- occlusion: losing and re-detecting the target -------------------------
-    _siam_peak: float | None = None  # Siamese peak contrast of the last frame (set by _score)
-
     def _lost(self, peak: float) -> bool:
         """Track the level of confident peaks; on a collapse, hold the box and start searching."""
         p = self.params
@@ -281,14 +293,14 @@ class SiamFCTracker:
         """Hook: the target was found again at self.center."""
 
     # -- steps a subclass may refine ---------------------------------------
-    def _score(self, xf: torch.Tensor) -> torch.Tensor:
-        r = self.model.head(self.zf, xf)[:, 0].float()
-        self._siam_peak = peak_contrast(r)
+    def _score(self, f: Frame) -> torch.Tensor:
+        r = self.model.head(self.zf, f.xf)[:, 0].float()
+        f.siam_peak = peak_contrast(r)
         self.confidence = float(torch.sigmoid(r.max()))
         return r
 
-    def _after_update(self, img, pad, xf, si, disp_crop, extents) -> None:
-        """Hook: called with the search features once the new state is known."""
+    def _after_update(self, f: Frame) -> None:
+        """Hook: called with the frame's state once the new target state is known (not when lost)."""
 
     def _hold(self) -> None:
         """Undo this frame's move: keep the previous position and size (target judged lost)."""
@@ -338,8 +350,8 @@ class SiamFCTracker:
             self._windows[n] = (w / w.sum()).astype(np.float32)
         return self._windows[n]
 
-    def _locate(self, r: np.ndarray, si: int, scores, xf) -> np.ndarray:
-        """Peak (row, col) of the upsampled map blended with the cosine window."""
+    def _locate(self, r: np.ndarray, scores, f: Frame) -> np.ndarray:
+        """Peak (row, col) of the upsampled map (of the chosen scale f.si) blended with the cosine window."""
         wi = self.params.window_influence
         m = (1 - wi) * r + wi * self._window(r.shape[0])
         return np.array(np.unravel_index(int(np.argmax(m)), m.shape), dtype=np.float64)
