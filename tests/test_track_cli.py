@@ -279,3 +279,18 @@ def test_start_frame(assets, tmp_path, capsys):
     assert code == 2 and "the video has only" in err
     code, _, err = run(base(assets, "--init", "-5,10,20,20"), capsys)  # a negative x is a value, not an option
     assert code == 2 and "outside" in err
+
+
+def test_output_scores_has_one_line_per_box(assets, tmp_path, capsys):
+    boxes, scores = tmp_path / "b.txt", tmp_path / "s.txt"
+    code, _, err = run(base(assets, "--output", boxes, "--output-scores", scores, "--save-video", tmp_path / "v.avi"),
+                       capsys)
+    assert code == 0, err
+    lines = scores.read_text().splitlines()
+    assert len(lines) == len(boxes.read_text().splitlines()) == N_FRAMES
+    vals = [tuple(line.split(",")) for line in lines]
+    assert vals[0] == ("1.0000", "0")  # frame 1 is the given box
+    assert all(0.0 <= float(s) <= 1.0 and lost in ("0", "1") for s, lost in vals)
+    # an unwritable scores file is refused before tracking, in one line
+    code, _, err = run(base(assets, "--output-scores", tmp_path / "b.txt" / "s.txt"), capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot write" in err

@@ -115,15 +115,24 @@ def test_redetects_the_target_after_a_full_occlusion(name):
     # The shipped FP model: the tiny test model's response barely drops when its target goes.
     frames, gt = occlusion_clip()
 
+    states = []
+
     def run(**params):
         t = create_tracker(name, budget=1.0, threads=1, **params)
         t.init(frames[0], gt[0])
-        out = [t.track(f) for f in frames[1:]]
+        out = []
+        for f in frames[1:]:
+            out.append(t.track(f))
+            states.append((t.score, t.lost))
         return np.array([True] + [ok for ok, _ in out]), iou(np.array([gt[0]] + [b for _, b in out]), gt)
 
     oks, ious = run(lost_ratio=0.4)
     assert ious[1:10].min() > 0.6
     assert not oks[10:20].any(), "while the target is gone, track() should say so"
+    score, lost = (np.array(v) for v in zip(*states))  # index i: frame i + 1
+    assert ((score >= 0) & (score <= 1)).all()
+    assert not lost[:8].any() and lost[10:19].any(), "the lost flag marks the occlusion"
+    assert score[10:19][lost[10:19]].max() == 0.0 and score[:8].min() > 0.0
     assert ious[21:].min() > 0.6, f"not re-detected: IoU {ious[20:].round(2)}"
     _, plain = run(lost_ratio=0.0)  # without re-detection the target is out of reach
     assert plain[25:].max() < 0.3

@@ -4,6 +4,7 @@
     t = create_tracker("dimp", budget=0.3, threads=2)
     t.init(frame, (x, y, w, h))
     box = t.update(next_frame)
+    t.score, t.lost   # this frame's confidence in [0, 1]; True while the target is lost and searched for
 
 ``t.info`` says what runs: backbone, the spec's effective budget, the zoo
 entry, the checkpoint and the kernel path ("packed" when binary units run on

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="CKPT|URL",
                    help="a b2track checkpoint file, or an http(s) URL downloaded once with gdown (cached)")
     p.add_argument("--output", metavar="FILE", help="write one x,y,w,h line per frame (flushed as it goes)")
+    p.add_argument("--output-scores", metavar="FILE",
+                   help="write one 'score,lost' line per frame beside the boxes: the tracker's confidence in [0, 1] "
+                        "and 1 while it has lost the target and searches for it (else 0)")
     p.add_argument("--save-video", metavar="FILE", help="write the annotated video (box, fps, budget), e.g. out.mp4")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits, r re-selects)")
     p.add_argument("--start-frame", type=int, default=1, metavar="N",
@@ -148,10 +151,12 @@ class _Sinks:
     def __init__(self, args, src, label: str, show: bool):
         from . import video
         self.label, self.show, self.out, self.writer = label, show, None, None
-        self.output = args.output
+        self.output, self.scores_path, self.scores = args.output, args.output_scores, None
         try:
             if args.output:
                 self.out = open(args.output, "w")
+            if args.output_scores:
+                self.scores = open(args.output_scores, "w")
             if args.save_video:
                 self.writer = video.VideoWriter(args.save_video, src.fps, (src.width, src.height))
         except OSError as e:
@@ -161,19 +166,23 @@ class _Sinks:
             self.close()
             raise CLIError(str(e)) from None
 
-    def emit(self, frame, box, ok: bool, fps: float) -> str:
+    def emit(self, frame, box, ok: bool, fps: float, score: float = 1.0, lost: bool = False) -> str:
         """Record one frame; returns the key pressed in the window ('' if none)."""
-        if self.out:
+        for fh, path, line in ((self.out, self.output, "{:.2f},{:.2f},{:.2f},{:.2f}\n".format(*box)),
+                               (self.scores, self.scores_path, f"{score:.4f},{int(lost)}\n")):
+            if fh is None:
+                continue
             try:
-                self.out.write("{:.2f},{:.2f},{:.2f},{:.2f}\n".format(*box))
-                self.out.flush()  # Ctrl-C or a crash keeps every box so far
-            except OSError as e:  # a full disk: the boxes written so far stay, the error says so
-                raise CLIError(f"cannot write {self.output}: {e.strerror or e}") from None
+                fh.write(line)
+                fh.flush()  # Ctrl-C or a crash keeps every line so far
+            except OSError as e:  # a full disk: the lines written so far stay, the error says so
+                raise CLIError(f"cannot write {path}: {e.strerror or e}") from None
         if not (self.writer or self.show):
             return ""
         from . import video
         rate = f"{fps:5.1f} fps" if fps > 0 else "  -- fps"  # no rate before the first update
-        img = video.annotate(frame.copy(), box, f"{self.label}  {rate}", ok)
+        status = "  LOST, searching" if lost else f"  score {score:.2f}"
+        img = video.annotate(frame.copy(), box, f"{self.label}  {rate}{status}", ok, lost)
         if self.writer:
             self.writer.write(img)
         if self.show:
@@ -183,11 +192,12 @@ class _Sinks:
         return ""
 
     def close(self) -> None:
-        if self.out:
-            try:
-                self.out.close()
-            except OSError:  # only after a failed write, which emit() already reported
-                pass
+        for fh in (self.out, self.scores):
+            if fh:
+                try:
+                    fh.close()
+                except OSError:  # only after a failed write, which emit() already reported
+                    pass
         if self.writer:
             self.writer.close()
         if self.show:
@@ -241,7 +251,7 @@ def run(args) -> int:
         while True:
             n += 1
             bar.update(1)
-            key = sinks.emit(frame, box, ok, fps)
+            key = sinks.emit(frame, box, ok, fps, tracker.score, tracker.lost)
             if key == "q" or (args.max_frames is not None and n >= args.max_frames):
                 break
             if key == "r":  # re-select on the frame just shown; a cancelled selection keeps the target

@@ -248,6 +248,19 @@ class SiamFCTracker:
         box = self.update(image)
         return bool(self.confidence >= self.params.ok_threshold), tuple(float(v) for v in box)
 
+    @property
+    def score(self) -> float:
+        """How sure the last update was, in [0, 1]: the tracker's confidence (siamfc: the sigmoid of the
+        Siamese peak; dimp: the online filter's response at the new position), 0 while the target is lost."""
+        c = self.confidence
+        return 0.0 if c != c else min(max(float(c), 0.0), 1.0)  # NaN (before init) counts as 0
+
+    @property
+    def lost(self) -> bool:
+        """True while the target counts as lost (the Siamese peak contrast collapsed, lost_ratio) and
+        the tracker searches for it; the box then holds where the target was last seen."""
+        return bool(getattr(self, "searching", False))
+
     # -- occlusion: losing and re-detecting the target -------------------------
     def _lost(self, peak: float) -> bool:
         """Track the level of confident peaks; on a collapse, hold the box and start searching."""

@@ -201,10 +201,15 @@ def has_display() -> bool:
     return True
 
 
-def annotate(frame: np.ndarray, box, text: str = "", ok: bool = True) -> np.ndarray:
-    """Draw the box (green, red when the tracker is unsure) and a status line, in place."""
+def annotate(frame: np.ndarray, box, text: str = "", ok: bool = True, lost: bool = False) -> np.ndarray:
+    """Draw the box (green; red when the tracker is unsure; grey and crossed out while the target is
+    lost and searched for) and a status line, in place."""
     x, y, w, h = (int(round(v)) for v in box)
-    cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), (0, 220, 0) if ok else (0, 0, 230), 2)
+    colour = (160, 160, 160) if lost else (0, 220, 0) if ok else (0, 0, 230)
+    cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), colour, 2)
+    if lost:  # the box held where the target was last seen
+        cv2.line(frame, (x, y), (x + w - 1, y + h - 1), colour, 1, cv2.LINE_AA)
+        cv2.line(frame, (x + w - 1, y), (x, y + h - 1), colour, 1, cv2.LINE_AA)
     if text:
         cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
