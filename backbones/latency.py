@@ -62,17 +62,24 @@ def cache_path(backbone: str, input_size: int, threads: int) -> Path:
     return root / f"{backbone}-{input_size}px-{sig['isa']}-t{threads}-{key}.json"
 
 
-def _median_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
+def interleaved(fns: dict, repeats: int, clock: str = "cpu", warmup: int = 2, stat: str = "median") -> dict:
+    """Median (or best) seconds of each callable, run round robin so that load drift hits all alike.
+
+    ``clock``: "cpu" is the calling thread's CPU time (ignores preemption on a shared machine;
+    meaningful for one thread), "wall" is wall time.
+    """
+    now = time.thread_time if clock == "cpu" else time.perf_counter
+    pick = {"median": statistics.median, "min": min}[stat]
     for f in fns.values():
         for _ in range(warmup):
             f()
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            t = time.thread_time()
+            t = now()
             f()
-            times[k].append(time.thread_time() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times[k].append(now() - t)
+    return {k: pick(v) for k, v in times.items()}
 
 
 @torch.inference_mode()
@@ -95,7 +102,7 @@ def measure(backbone: str, input_size: int | None = None, repeats: int = 15, thr
                 u.mode = mode
                 twins[mode] = export_unit(u).eval()
             u.mode = "fp"
-            t = _median_times({m: (lambda m=m: twins[m](x)) for m in twins}, repeats)
+            t = interleaved({m: (lambda m=m: twins[m](x)) for m in twins}, repeats)
             rows[name] = {"fp_ms": t["fp"] * 1e3, "bin_ms": t["bin"] * 1e3, "macs": c.macs}
     finally:
         torch.set_num_threads(old[0])

@@ -21,8 +21,6 @@ import argparse
 import datetime
 import json
 import platform
-import statistics
-import time
 
 import torch
 import torch.nn as nn
@@ -30,30 +28,9 @@ import torch.nn.functional as F
 
 from backbones import Spec, create_backbone, kernels, unit_costs
 from backbones.export import PackedBinaryConv, export_backbone
+from backbones.latency import interleaved
 
 BUDGETS = (1.0, 0.5, 0.3, 0.15)
-
-
-def timer(clock: str):
-    return time.thread_time if clock == "cpu" else time.perf_counter
-
-
-STAT = {"median": statistics.median, "min": min}
-
-
-def interleaved(fns: dict, repeats: int, clock: str, warmup: int = 2, stat: str = "median") -> dict:
-    """Median (or best) seconds of each callable, run round robin so load drifts hit all alike."""
-    now = timer(clock)
-    for f in fns.values():
-        for _ in range(warmup):
-            f()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = now()
-            f()
-            times[k].append(now() - t)
-    return {k: STAT[stat](v) for k, v in times.items()}
 
 
 def set_threads(n: int) -> None:
