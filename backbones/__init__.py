@@ -2,6 +2,14 @@
 
 Imports nothing else of b2track (see the architecture table in the README).
 """
+# OpenMP threads that wait by spinning make a machine shared with other jobs (or with our own
+# decoding thread) crawl: `track --threads 2` on a loaded 2-core VM ran at 1.3 fps with the
+# default policy and 32 fps with PASSIVE (BENCHMARKS.md "Threads"). Must be set before torch
+# starts its OpenMP runtime; a user's own setting wins.
+import os as _os
+
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import alexnet as _alexnet  # noqa: F401  (registers backbones)
 from . import resnet as _resnet  # noqa: F401
 from .base import Backbone

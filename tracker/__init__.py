@@ -6,6 +6,11 @@
 """
 from __future__ import annotations
 
+import os as _os
+
+# Before anything starts torch's OpenMP runtime (backbones/__init__.py says why); without torch here.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # The channel order every model and tracker expects by default (OpenCV's);
 # pass rgb=True to create_tracker for RGB frames.
 CHANNELS = "bgr"
