@@ -18,7 +18,10 @@ How it measures, and why there: the capture logs, as each read() starts, the wal
 process's CPU time and its VmRSS (/proc/self/status) -- inside the `track` process, so each sample
 belongs to a known frame, and the gap between two reads is one whole frame of track's loop
 (tracking, writing the box/video, decoding). Polling /proc/<pid> from outside would tie samples to
-frames only roughly, and timestamps of the --output lines would need the same polling.
+frames only roughly, and timestamps of the --output lines would need the same polling. A file is
+decoded a few frames ahead on a thread (tracker/video.py, PREFETCH), so on the video path a read
+happens while the tracker is up to that many frames behind; the decoder waits for the tracker, so
+the gaps still pace it, and a 1000-frame window or the frame-500 sample moves by those few frames.
   memory  RSS after the first --warmup frames (500) vs after the last frame; PASS if it grew less
           than --max-growth MB (20; 1 MB = 10^6 bytes). Single samples jump up and down by the size
           of blocks the allocator keeps or returns, so two more figures tell a leak from that: the
@@ -31,6 +34,8 @@ frames only roughly, and timestamps of the --output lines would need the same po
           window are printed: CPU ms per frame (inflated too when two threads fight for cores, but
           less) and the 10th-percentile frame time, the frames that ran uncontended -- a real
           slowdown in track (say a list scanned every frame that grows) shifts those as well.
+          The looped clip has scene cuts, so the tracker's state (box size, re-detection) differs
+          between the windows: a bigger box costs more per frame without any decay.
 With fewer frames than 2 x --window + 1 the warm-up and windows shrink (to --frames/2 and
 (--frames-1)/2) and the report says so. Exit status: 0 all PASS, 1 a FAIL, 2 a user error
 (one line on stderr: bad video, box, budget, model, or `track` itself failing).
