@@ -54,34 +54,36 @@ class FileFormatError(ValueError):
 
 # -- writing --------------------------------------------------------------
 
-def atomic_save(obj, path) -> Path:
-    """``torch.save`` to a temporary name, then rename: a kill mid-write never leaves a broken file."""
+def _replace_atomically(path, write) -> Path:
+    """``write(tmp)`` to a temporary name, then rename over ``path``: a kill or a failed write mid-way
+    never leaves a partial file under the final name, nor the temporary one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
-    except RuntimeError:  # torch's writer reports a full disk as an internal assertion, not an OSError
-        raise OSError(errno.EIO, "could not finish writing (disk full or file-size limit?)", str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def atomic_save(obj, path) -> Path:
+    """``torch.save`` whole or not at all (see ``_replace_atomically``)."""
+    try:
+        return _replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+    except RuntimeError:  # torch's writer reports a full disk as an internal assertion, not an OSError
+        raise OSError(errno.EIO, "could not finish writing (disk full or file-size limit?)", str(path)) from None
 
 
 def atomic_write_text(path, text: str) -> Path:
-    """Write a text file under a temporary name, then rename (JSON manifests, notes)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """A text file (JSON manifests, notes) whole or not at all."""
+    return _replace_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    return _replace_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
 def plain(obj):

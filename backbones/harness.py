@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 import torch.distributed as dist
 
-from .files import plain, read_run, set_rng_state, write_run
+from .files import atomic_write_bytes, plain, read_run, set_rng_state, write_run
 
 # -- distributed ----------------------------------------------------------------
 
@@ -160,9 +160,7 @@ def _cut_log(log: Path, size: int | None) -> None:
         return
     with open(log, "rb") as f:
         head = f.read(size)
-    tmp = log.with_name(log.name + ".tmp")
-    tmp.write_bytes(head)
-    os.replace(tmp, log)
+    atomic_write_bytes(log, head)
 
 
 class Run:
@@ -180,14 +178,13 @@ class Run:
                  config: dict | None = None, extra: dict | None = None):
         self.rank, self.world = dist_info()
         out = Path(out_dir) if out_dir is not None else None
-        self.out = out
         self.ckpt = out / ckpt_name if out is not None else None
         self.parts, self.config, self.extra = parts, plain(config or {}), dict(extra or {})
-        self.start, self.elapsed = self._resume()
+        self.start, self.elapsed, log_size = self._resume()
         self.writes = out is not None and self.rank == 0
         if self.writes:
             out.mkdir(parents=True, exist_ok=True)
-            _cut_log(out / "log.jsonl", self._log_size)
+            _cut_log(out / "log.jsonl", log_size)
         self.log = JsonLog(out / "log.jsonl" if self.writes else None)
         self.bar = None
         if progress and self.rank == 0:
@@ -195,17 +192,16 @@ class Run:
             self.bar = tqdm(total=steps, initial=self.start, desc=desc, unit="step", dynamic_ncols=True)
         self.t0 = time.perf_counter()
 
-    def _resume(self) -> tuple[int, float]:
-        self._log_size = None
+    def _resume(self) -> tuple[int, float, int | None]:
+        """Restore the parts and the RNG: (start step, seconds so far, the log's length at the checkpoint)."""
         if self.ckpt is None or not self.ckpt.exists():
-            return 0, 0.0
+            return 0, 0.0, None
         st = read_run(self.ckpt)
-        self._log_size = st.get("log_bytes")
         for name, part in self.parts.items():
             if part is not None and st.get(name) is not None:
                 part.load_state_dict(st[name])
         set_rng_state(st["rng"])
-        return int(st["step"]), float(st.get("wall_time_s", 0.0))
+        return int(st["step"]), float(st.get("wall_time_s", 0.0)), st.get("log_bytes")
 
     def begin(self) -> None:
         """Start the clock of this process's share of the run (after any set-up the job does)."""
@@ -216,7 +212,7 @@ class Run:
         return self.elapsed + time.perf_counter() - self.t0
 
     def tick(self, **postfix) -> None:
-        """One step done: advance the progress bar, showing ``postfix`` (floats as 3 decimals)."""
+        """One step done: advance the progress bar, showing ``postfix`` (floats to 3 significant digits)."""
         if self.bar:
             self.bar.update(1)
             self.bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in postfix.items()})

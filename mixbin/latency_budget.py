@@ -19,7 +19,7 @@ t_bin = t_fp: binarizing it buys no time, so the search has no reason to.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from backbones import BINARY_DIVISOR
 
@@ -35,11 +35,16 @@ class LatencyBudget:
     select_budget: float  # the budget in pseudo-MAC terms that means ``latency_budget``
     fp_ms: float  # all-FP time of the units
     floor: float  # the lowest latency budget any assignment reaches (all binary)
+    table: dict = field(repr=False, compare=False)  # the latency table it was made from
 
-    def provenance(self, tab: dict) -> dict:
+    def provenance(self) -> dict:
         return {"budget_metric": "latency", "latency_budget_target": self.latency_budget,
                 "latency_fp_ms": round(self.fp_ms, 4),
-                "latency_table": {k: tab.get(k) for k in ("cpu", "isa", "threads", "torch", "measured")}}
+                "latency_table": {k: self.table.get(k) for k in ("cpu", "isa", "threads", "torch", "measured")}}
+
+    def share(self, modes: dict[str, str]) -> float:
+        """The measured time of ``modes`` as a share of the all-FP time (what the budget bounds)."""
+        return latency_share(self.table, modes)
 
 
 def _times(tab: dict) -> dict[str, tuple[float, float]]:
@@ -58,9 +63,10 @@ def latency_budget(tab: dict, budget: float) -> LatencyBudget:
     m = {n: max(1, round((f - b) * k * NS_PER_MS)) for n, (f, b) in t.items()}
     total = sum(m.values())
     if budget * t_fp < t_bin:
-        raise BudgetError(f"latency budget {budget} is below the all-binary time ({t_bin / t_fp:.3f} of FP)")
+        where = f" on {tab['cpu']}, {tab['isa']} path" if "cpu" in tab and "isa" in tab else ""
+        raise BudgetError(f"latency budget {budget} is below the all-binary time ({t_bin / t_fp:.3f} of FP{where})")
     sel_budget = ((budget * t_fp - t_bin) * NS_PER_MS + total / BINARY_DIVISOR) / total
-    return LatencyBudget(budget, m, min(sel_budget, 1.0), t_fp, t_bin / t_fp)
+    return LatencyBudget(budget, m, min(sel_budget, 1.0), t_fp, t_bin / t_fp, tab)
 
 
 def latency_share(tab: dict, modes: dict[str, str]) -> float:

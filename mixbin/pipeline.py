@@ -21,7 +21,6 @@ it stopped. Under torchrun every rank calls the step; rank 0 writes the results.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import os
@@ -220,10 +219,8 @@ def run_search(job: SearchJob, task: Task, warn: Callable[[str], None] = _warn) 
     over = config_overrides(job.overrides, PruneConfig if job.strategy == "prune" else SearchConfig)
     if job.budget_metric not in ("macs", "latency"):
         raise PipelineError(f"--budget-metric must be macs or latency, got {job.budget_metric!r}")
-    lat = None
-    if job.budget_metric == "latency" and needs_budget:
-        lat = _latency_budget(job, backbone)
-    elif needs_budget:
+    lat = _latency_budget(job, backbone) if job.budget_metric == "latency" and needs_budget else None
+    if needs_budget and lat is None:
         _check_reachable(backbone, job.budget, job.input_size)
     started = _start(job, task, "spec.json")
     if started is None:
@@ -240,13 +237,13 @@ def run_search(job: SearchJob, task: Task, warn: Callable[[str], None] = _warn) 
     out.mkdir(parents=True, exist_ok=True)
     inp = StrategyInputs(model=net, loss_fn=task.loss_fn,
                          train_batches=task.train_batches(train_ds, job.batch_size, seed, job.workers),
-                         val_batches=val, budget=job.budget if job.budget is not None else 1.0, seed=seed,
-                         steps=job.steps, out_dir=out, progress=job.progress,
+                         val_batches=val, seed=seed, steps=job.steps, out_dir=out, progress=job.progress,
                          provenance={"data": str(job.data), "teacher": t_desc, "batch_size": job.batch_size,
-                                     **(lat[0].provenance(lat[1]) if lat else {})},
-                         input_size=job.input_size, backbone_name=backbone, overrides=over)
-    if lat:  # the selection weighs measured time; the spec keeps its budget in MACs
-        inp = dataclasses.replace(inp, select_costs=lat[0].select_costs, budget=lat[0].select_budget)
+                                     **(lat.provenance() if lat else {})},
+                         input_size=job.input_size, backbone_name=backbone, overrides=over,
+                         # with a latency budget the selection weighs measured time; the spec's budget stays MACs
+                         budget=lat.select_budget if lat else (job.budget if job.budget is not None else 1.0),
+                         select_costs=lat.select_costs if lat else None)
     t0 = time.time()
     res = run_strategy(job.strategy, inp)
     if rank != 0:
@@ -254,8 +251,7 @@ def run_search(job: SearchJob, task: Task, warn: Callable[[str], None] = _warn) 
     if res.masks is not None:
         bake_masks(find_backbone(net), res.masks)
     if lat:
-        from .latency_budget import latency_share
-        res.spec.provenance["latency_share"] = round(latency_share(lat[1], res.spec.units), 4)
+        res.spec.provenance["latency_share"] = round(lat.share(res.spec.units), 4)
     meta = {"stage": "search", "strategy": job.strategy, "teacher": t_desc, "data": str(job.data),
             "wall_time_s": round(time.time() - t0, 1), **res.info}
     save_model(out / "model.pt", net, res.spec, meta)
@@ -268,19 +264,15 @@ def run_search(job: SearchJob, task: Task, warn: Callable[[str], None] = _warn) 
 
 
 def _latency_budget(job: SearchJob, backbone: str):
-    """(LatencyBudget, table) for a latency-metric search: the table is measured once per machine and cached."""
+    """The LatencyBudget of a latency-metric search (BudgetError below the all-binary time); the table
+    is measured once per machine and cached."""
     from backbones import latency
 
     from .latency_budget import latency_budget
     if job.strategy == "prune":
         raise PipelineError("--budget-metric latency: prune removes channels, which a per-unit FP/binary time "
                             "table does not describe; use macs")
-    tab = latency.table(backbone, job.input_size, threads=job.latency_threads)
-    lb = latency_budget(tab, job.budget)
-    if job.budget < lb.floor:
-        raise PipelineError(f"latency budget {job.budget} is below the all-binary time on this CPU "
-                            f"({lb.floor:.3f} of FP, {tab['isa']} path)")
-    return lb, tab
+    return latency_budget(latency.table(backbone, job.input_size, threads=job.latency_threads), job.budget)
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------

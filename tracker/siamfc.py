@@ -136,6 +136,7 @@ class SiamFCTracker:
         self.stride = int(model.stride)
         self.confidence = float("nan")
         self.frame = 0
+        self.searching = False  # the target is lost and searched for (set by _lost, cleared on re-detection)
 
     # -- image helpers ----------------------------------------------------
     def _bgr(self, image: np.ndarray) -> np.ndarray:
@@ -259,7 +260,7 @@ class SiamFCTracker:
     def lost(self) -> bool:
         """True while the target counts as lost (the Siamese peak contrast collapsed, lost_ratio) and
         the tracker searches for it; the box then holds where the target was last seen."""
-        return bool(getattr(self, "searching", False))
+        return self.searching
 
     # -- occlusion: losing and re-detecting the target -------------------------
     def _lost(self, peak: float) -> bool:
