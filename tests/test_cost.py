@@ -31,6 +31,20 @@ def test_resnet_macs_hand_checked_units_and_shapes():
     assert unit_costs(create_backbone("resnet16"), 127)["neck"].out_shape == (256, 8, 8)
 
 
+def test_b2net_macs_hand_checked_units_and_shapes():
+    costs = unit_costs(create_backbone("b2net"), 255)
+    assert list(costs) == ["stem", "stage1.0.conv", "stage1.1.conv", "down.conv", "down.shortcut",
+                           "stage2.0.conv", "stage2.1.conv", "stage2.2.conv", "neck"]
+    assert costs["stem"].macs == 4 * 4 * 3 * 64 * 63 * 63  # (255-4)//4+1 = 63, no padding
+    assert costs["stage1.0.conv"].macs == 3 * 3 * 64 * 64 * 63 * 63  # padded, cropped to 61 after the block
+    assert costs["stage1.1.conv"].macs == 3 * 3 * 64 * 64 * 61 * 61
+    assert costs["down.conv"].macs == 3 * 3 * 64 * 128 * 30 * 30  # (59+2-3)//2+1 = 30
+    assert costs["down.shortcut"].macs == 64 * 128 * 30 * 30  # 2x2 average pooling, ceil mode: 30
+    assert costs["stage2.2.conv"].macs == 3 * 3 * 128 * 128 * 26 * 26
+    assert costs["neck"].out_shape == (128, 24, 24)  # the same 17x17 response as resnet16
+    assert unit_costs(create_backbone("b2net"), 127)["neck"].out_shape == (128, 8, 8)
+
+
 def test_budget_extremes_are_exact():
     for name in list_backbones():
         macs = {n: c.macs for n, c in unit_costs(create_backbone(name), 255).items()}

@@ -83,6 +83,22 @@ def test_manifest_folder_from_environment(tmp_path, monkeypatch):
         zoo.load_manifest()
 
 
+def test_select_within_a_backbone_family(tmp_path, monkeypatch):
+    mixed = [{"file": f"{bb}-{b}.pt", "backbone": bb, "budget": b}
+             for bb, bs in (("resnet16-half", (1.0, 0.3)), ("b2net", (1.0, 0.28, 0.14))) for b in bs]
+    assert zoo.select(0.3, mixed, backbone="b2net")["file"] == "b2net-0.28.pt"
+    assert zoo.select(0.3, mixed, backbone="resnet16-half")["file"] == "resnet16-half-0.3.pt"
+    assert zoo.select(0.3, mixed)["file"] == "resnet16-half-0.3.pt"  # no family named: any entry
+    with pytest.raises(zoo.ModelError, match="no zoo model with backbone 'alexnet'.*b2net, resnet16-half"):
+        zoo.select(0.3, mixed, backbone="alexnet")
+    # From the zoo folder, the manifest's default_backbone decides when none is named.
+    zoo.write_manifest(tmp_path, mixed, "test", default_backbone="b2net")
+    monkeypatch.setenv("B2TRACK_ZOO", str(tmp_path))
+    assert zoo.select(0.2)["file"] == "b2net-0.14.pt"
+    with pytest.raises(zoo.ModelError, match="at or below budget 0.2"):
+        zoo.select(0.2, backbone="resnet16-half")
+
+
 def test_shipped_manifest_is_valid():
     for e in zoo.load_manifest(zoo.ZOO_DIR):
         assert 0 < float(e["budget"]) <= 1 and e["file"].endswith(".pt")

@@ -47,11 +47,12 @@ def say(outcome) -> None:
 
 def update_manifest(zoo: Path, entry: dict) -> None:
     """Add or replace (by name) one entry of the zoo's manifest."""
-    from tracker.zoo import load_manifest, write_manifest
+    from tracker.zoo import default_backbone, load_manifest, write_manifest
     path = zoo / "manifest.json"
     entries = load_manifest(zoo) if path.is_file() else []
     about = json.loads(path.read_text()).get("about", ABOUT) if path.is_file() else ABOUT
-    write_manifest(zoo, [e for e in entries if e.get("name") != entry["name"]] + [entry], about)
+    write_manifest(zoo, [e for e in entries if e.get("name") != entry["name"]] + [entry], about,
+                   default_backbone(zoo) or entry["backbone"])
 
 
 def check_loads(path: Path) -> None:

@@ -58,9 +58,10 @@ def attach_kernels(model, spec) -> str:
 
 
 def create_tracker(name: str = DEFAULT_TRACKER, budget: float | None = None, model: str | None = None,
-                   threads: int | None = None, **params):
+                   threads: int | None = None, backbone: str | None = None, **params):
     """A ready tracker: ``name`` from ``tracker.registry`` (siamfc | dimp); ``model`` a checkpoint path or URL, else the zoo
-    entry for ``budget`` (default 1.0, the FP model); ``params`` override the tracker's parameters.
+    entry of ``backbone`` (default: the zoo's default backbone) for ``budget`` (default 1.0, the FP model);
+    ``params`` override the tracker's parameters.
 
     Raises ValueError (unknown tracker or parameter, budget outside (0, 1]) or
     zoo.ModelError (missing, corrupt or incompatible checkpoint; no zoo entry).
@@ -68,7 +69,7 @@ def create_tracker(name: str = DEFAULT_TRACKER, budget: float | None = None, mod
     cls = get_tracker(name).load()
     p = cls.Params.from_kwargs(threads=threads, **params)  # fail on a typo before loading anything
     use_threads(threads)  # the tracker's init applies p.threads again, for trackers made without this function
-    path, entry, sha256 = zoo.resolve(model, budget)
+    path, entry, sha256 = zoo.resolve(model, budget, backbone)
     net, spec, meta = zoo.load_model(path, sha256=sha256)
     kernel = attach_kernels(net, spec)
     tracker = cls(net, p)

@@ -103,10 +103,13 @@ def load_manifest(folder=None) -> list[dict]:
     return entries
 
 
-def write_manifest(folder, entries: list[dict], about: str) -> Path:
+def write_manifest(folder, entries: list[dict], about: str, default_backbone: str | None = None) -> Path:
     """Write ``folder/manifest.json`` (atomically); ``entries`` without the ``path`` that loading adds."""
     clean = [{k: v for k, v in e.items() if k != "path"} for e in entries]
-    text = json.dumps({"format": MANIFEST_FORMAT, "about": about, "entries": clean}, indent=2) + "\n"
+    head = {"format": MANIFEST_FORMAT, "about": about}
+    if default_backbone:
+        head["default_backbone"] = default_backbone
+    text = json.dumps({**head, "entries": clean}, indent=2) + "\n"
     return atomic_write_text(Path(folder) / "manifest.json", text)
 
 
@@ -117,13 +120,32 @@ def check_budget(budget: float) -> float:
     return b
 
 
-def select(budget: float, entries: list[dict] | None = None) -> dict:
-    """The entry whose budget is closest to ``budget`` without exceeding it.
+def default_backbone(folder=None) -> str | None:
+    """The backbone ``--budget`` picks from when none is named: the manifest's ``default_backbone``."""
+    path = (Path(folder) if folder is not None else zoo_dir()) / "manifest.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # load_manifest reports the problem
+    return data.get("default_backbone") if isinstance(data, dict) else None
+
+
+def select(budget: float, entries: list[dict] | None = None, backbone: str | None = None) -> dict:
+    """The entry of ``backbone`` (default: the zoo's default backbone, else any) whose budget is
+    closest to ``budget`` without exceeding it.
 
     Ties (same budget) go to the higher evaluation AUC, then to the manifest order.
     """
     b = check_budget(budget)
-    entries = load_manifest() if entries is None else entries
+    if entries is None:
+        entries = load_manifest()
+        backbone = backbone or default_backbone()
+    if backbone is not None:
+        family = [e for e in entries if e.get("backbone") == backbone]
+        if not family:
+            have = sorted({str(e.get("backbone")) for e in entries})
+            raise ModelError(f"no zoo model with backbone {backbone!r} (zoo {zoo_dir()} has: {', '.join(have) or 'no entries'})")
+        entries = family
     fit = [e for e in entries if float(e["budget"]) <= b + BUDGET_EPS]
     if not fit:
         have = ", ".join(f"{float(e['budget']):.3f}" for e in sorted(entries, key=lambda e: float(e["budget"])))
@@ -182,11 +204,11 @@ def fetch(url: str) -> tuple[Path, str]:
     return cache / f"{digest}.pt", digest
 
 
-def resolve(model: str | None, budget: float | None) -> tuple[Path, dict | None, str | None]:
+def resolve(model: str | None, budget: float | None, backbone: str | None = None) -> tuple[Path, dict | None, str | None]:
     """(checkpoint path, zoo entry or None, sha256 the file must have or None).
 
-    ``model`` is a path or URL (``--model``); without it, the zoo entry for
-    ``budget``. A path inside the zoo folder is checked against its manifest
+    ``model`` is a path or URL (``--model``); without it, the zoo entry of
+    ``backbone`` (default: the zoo's default) for ``budget``. A path inside the zoo folder is checked against its manifest
     entry too, and a downloaded file against the hash it was cached under.
     """
     if budget is not None:
@@ -198,7 +220,7 @@ def resolve(model: str | None, budget: float | None) -> tuple[Path, dict | None,
         path = Path(model).expanduser()
         entry = _zoo_entry_of(path)
         return path, entry, (entry or {}).get("sha256")
-    entry = select(1.0 if budget is None else budget)
+    entry = select(1.0 if budget is None else budget, backbone=backbone)
     return Path(entry["path"]), entry, entry.get("sha256")
 
 
