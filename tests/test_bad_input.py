@@ -217,6 +217,8 @@ CASES = [
          "--budget must be in (0, 1]"),
     Case("track-budget-nan", "track", ["--video", "{a}/clip.mp4", "--init", INIT, "--budget", "nan"],
          "--budget must be in (0, 1]"),
+    Case("track-backbone-not-in-zoo", "track", ["--video", "{a}/clip.mp4", "--init", INIT, "--backbone", "nonesuch"],
+         "no zoo model with backbone 'nonesuch'"),
     # track: where the output goes
     Case("track-output-under-a-file", "track", [*TRACK_MODEL, "{a}/fp.pt", "--output", "{d}/afile/boxes.txt"],
          "Not a directory", A_FILE),

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, metavar="B",
                    help="compute budget in (0, 1]: the zoo model whose budget is closest to B without exceeding it "
                         "(default 1.0 = full precision); ignored with --model")
+    p.add_argument("--backbone", metavar="NAME",
+                   help="zoo family the budget picks from, e.g. resnet16-half or b2net (default: the zoo's "
+                        "default_backbone); ignored with --model")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, choices=list_trackers(), metavar="NAME",
                    help=f"{describe_trackers()} (default {DEFAULT_TRACKER})")
     p.add_argument("--model", metavar="CKPT|URL",
@@ -121,7 +124,7 @@ def _load_tracker(args):
     from .zoo import ModelError
     try:
         t = create_tracker(args.tracker, budget=args.budget, model=args.model, threads=args.threads,
-                           **parse_key_values(args.param, "--param"))
+                           backbone=args.backbone, **parse_key_values(args.param, "--param"))
     except (ModelError, ValueError) as e:
         raise CLIError(str(e)) from None
     return t
