@@ -12,6 +12,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import alexnet as _alexnet  # noqa: F401  (registers backbones)
 from . import b2net as _b2net  # noqa: F401
+from . import mobilenet as _mobilenet  # noqa: F401
 from . import resnet as _resnet  # noqa: F401
 from .base import Backbone
 from .cost import BINARY_DIVISOR, budget_of, cost_of, expected_cost, unit_costs, xcorr_macs

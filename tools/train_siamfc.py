@@ -3,6 +3,8 @@
 
     python tools/train_siamfc.py --out runs/fp-resnet16-half --steps 8000
     torchrun --nproc_per_node 2 tools/train_siamfc.py --out runs/ddp ...   # DDP (gloo on CPU)
+    python tools/train_siamfc.py --backbone mobilenetv2-s8 \
+        --init-imagenet data_cache/pretrained/mobilenet_v2-b0353104.pth --out runs/fp-mnv2   # from ImageNet
 
 Pairs come from pre-generated shards (``--train-shards``/``--val-shards``,
 made by tools/pregenerate_pairs.py) or are generated on the fly from the
@@ -20,6 +22,30 @@ from pathlib import Path
 from tracker.train import TrainConfig, train
 
 
+def _fail(msg: str) -> None:
+    print(f"train_siamfc: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _imagenet_model(cfg: TrainConfig, path: str):
+    """The network with its backbone loaded from ImageNet, or None (no --init-imagenet, or a run to resume)."""
+    if not path:
+        return None
+    if cfg.init:
+        _fail("give --init or --init-imagenet, not both")
+    if (Path(cfg.out) / "last.pt").exists():
+        return None  # the run resumes from its own checkpoint
+    from backbones.files import FileFormatError
+    from backbones.mobilenet import load_imagenet_weights
+    from tracker.model import SiamNet
+    model = SiamNet(cfg.backbone)
+    try:
+        load_imagenet_weights(model.backbone, path)
+    except (FileFormatError, ValueError) as e:
+        _fail(str(e))
+    return model
+
+
 def _check_files(cfg: TrainConfig) -> None:
     """Refuse an unusable --init or resume file now, before minutes of data loading."""
     from backbones.files import FileFormatError, read_model, read_run
@@ -29,8 +55,7 @@ def _check_files(cfg: TrainConfig) -> None:
         elif cfg.init:
             read_model(cfg.init)
     except FileFormatError as e:
-        print(f"train_siamfc: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(e))
 
 
 def main(argv=None):
@@ -49,9 +74,15 @@ def main(argv=None):
     p.add_argument("--val-shards", help="folder of pre-generated validation pairs")
     p.add_argument("--weights", default="", help="source weights for on-the-fly pairs, e.g. video=0.5,still=0.25,composite=0.25")
     p.add_argument("--cache", default="data_cache", help="where tools/prepare_data.py put the sources")
+    p.add_argument("--init-imagenet", default="", metavar="PATH",
+                   help="start a mobilenetv2-s8 backbone from torchvision's MobileNetV2 ImageNet checkpoint "
+                        "(`python tools/prepare_data.py --pretrained-only` puts it at "
+                        "data_cache/pretrained/mobilenet_v2-b0353104.pth); the neck and head start fresh; "
+                        "unused when --out holds a run to resume")
     a = p.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if f.name != "data"})
     _check_files(cfg)
+    model = _imagenet_model(cfg, a.init_imagenet)
     if a.train_shards:
         from tracker.train.data.shards import ShardDataset
         train_ds = ShardDataset(a.train_shards)
@@ -67,7 +98,7 @@ def main(argv=None):
     cfg = dataclasses.replace(cfg, data=data)  # the config itself is frozen
     from backbones.files import FileFormatError
     try:
-        train(cfg, train_ds, val_ds)
+        train(cfg, train_ds, val_ds, model=model)
     except FileFormatError as e:  # --init, or a resume file in --out, that is not ours or not safe to load
         print(f"train_siamfc: error: {e}", file=sys.stderr)
         sys.exit(2)
