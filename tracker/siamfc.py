@@ -33,6 +33,8 @@ class Frame:
     siam_peak: float | None = None  # the Siamese response's peak contrast (the lost test reads it)
     si: int = 0  # the chosen scale
     disp_crop: np.ndarray | None = None  # the target's move, (dy, dx) search-crop px
+    redetect: bool = False  # the target is lost: patches is one wide re-detection crop
+    grey: np.ndarray | None = None  # the frame in grey (the scale filter's), made when first needed
 
 
 @dataclass
@@ -205,18 +207,37 @@ class SiamFCTracker:
 
     @torch.inference_mode()
     def update(self, image: np.ndarray) -> np.ndarray:
+        """The box (x, y, w, h) in the next frame. Three phases, which a ``tracker.multi.MultiTracker``
+        runs for several targets with one backbone pass over all their crops in between."""
+        img = self._bgr(image)
+        f = self.prepare(img, crops.mean_colour(img))
+        f.xf = self._embed(f.patches)
+        return self.finish(f)
+
+    def prepare(self, img: np.ndarray, pad) -> Frame:
+        """Phase 1 of update: this frame's search crops (f.patches) for the backbone. ``img`` is the
+        frame as ``_bgr`` gives it, ``pad`` its mean colour."""
         if self.frame == 0:
             raise RuntimeError("call init(image, box) before update(image)")
         p = self.params
-        img = self._bgr(image)
         self.img_shape = img.shape[:2]
-        pad = crops.mean_colour(img)
         if self.searching:
-            return self._redetect(img, pad)
+            extent = self.x_extent * p.redetect_size / p.search_size
+            f = self._new_frame(img, pad, np.array([extent]))
+            f.redetect = True
+            f.patches = crops.square_crop(img, self.center, extent, p.redetect_size, pad)[None]
+            return f
         self._prev_state = (self.center.copy(), self.size.copy())
         f = self._new_frame(img, pad, self.x_extent * self.scales)
         f.patches = crops.scale_crops(img, self.center, f.extents, p.search_size, pad)
-        f.xf = self._embed(f.patches)
+        return f
+
+    @torch.inference_mode()
+    def finish(self, f: Frame) -> np.ndarray:
+        """Phase 3 of update: the new box from the features of f.patches (f.xf, phase 2's)."""
+        if f.redetect:
+            return self._redetect(f)
+        p = self.params
         scores = self._score(f)  # (S, R, R) float tensor, higher = target
         f.si, r = self._pick_scale(scores)
         peak = self._locate(r, scores, f)
@@ -224,8 +245,9 @@ class SiamFCTracker:
         disp_img = f.disp_crop * f.extents[f.si] / p.search_size
         self.center = self.center + disp_img[::-1]
         if self.scale_filter is not None:
-            grey = self._grey(img)
-            s = self.scale_filter.estimate(grey, self.center, self.size)
+            if f.grey is None:
+                f.grey = self._grey(f.img)
+            s = self.scale_filter.estimate(f.grey, self.center, self.size)
         else:
             s = (1 - p.scale_lr) + p.scale_lr * self.scales[f.si]
         self.size = np.clip(self.size * s, p.min_scale * self.base_size, p.max_scale * self.base_size)
@@ -237,10 +259,10 @@ class SiamFCTracker:
         if self._lost(f.siam_peak):
             return crops.cs_to_box(self.center, self.size)
         if self.scale_filter is not None:
-            self.scale_filter.update(grey, self.center, self.size)
+            self.scale_filter.update(f.grey, self.center, self.size)
         self._after_update(f)
         if p.template_lr > 0 and self.frame % p.template_every == 0 and self.confidence >= p.ok_threshold:
-            z = crops.square_crop(img, self.center, self.z_extent, p.exemplar_size, pad)
+            z = crops.square_crop(f.img, self.center, self.z_extent, p.exemplar_size, f.pad)
             self.zf = (1 - p.template_lr) * self.zf + p.template_lr * self._embed(z[None])
         return crops.cs_to_box(self.center, self.size)
 
@@ -278,8 +300,9 @@ class SiamFCTracker:
             self.peak_level += p.peak_lr * (peak - self.peak_level)
         return False
 
-    def _redetect(self, img: np.ndarray, pad) -> np.ndarray:
-        """One frame of the lost state: a wide single-scale search around the last box.
+    def _redetect(self, f: Frame) -> np.ndarray:
+        """One frame of the lost state: a wide single-scale search around the last box (f.xf: the
+        features of prepare's redetect_size crop).
 
         The network is fully convolutional, so a larger crop at the same scale
         gives a larger response map with peaks comparable to the usual ones.
@@ -287,9 +310,8 @@ class SiamFCTracker:
         """
         p = self.params
         self.frame += 1
-        extent = self.x_extent * p.redetect_size / p.search_size
-        xf = self._embed(crops.square_crop(img, self.center, extent, p.redetect_size, pad)[None])
-        r = self.model.head(self.zf, xf)[:, 0].float()
+        extent = f.extents[0]
+        r = self.model.head(self.zf, f.xf)[:, 0].float()
         peak = peak_contrast(r)
         self.confidence = 0.0
         if peak >= p.found_ratio * self.peak_level:
