@@ -3,6 +3,8 @@
     from tracker import create_tracker
     t = create_tracker("dimp", budget=0.3)      # images are BGR unless rgb=True
     t.init(frame, (x, y, w, h)); box = t.update(next_frame)
+    mt = create_multi_tracker("dimp", budget=0.3)   # several targets, one backbone pass per frame
+    mt.init(frame, [box_a, box_b]); boxes = mt.update(next_frame)
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # pass rgb=True to create_tracker for RGB frames.
 CHANNELS = "bgr"
 
-__all__ = ["CHANNELS", "create_tracker", "list_trackers"]
+__all__ = ["CHANNELS", "create_multi_tracker", "create_tracker", "list_trackers"]
 
 
 def __getattr__(name):
@@ -23,6 +25,9 @@ def __getattr__(name):
     if name == "create_tracker":
         from . import api
         return api.create_tracker
+    if name == "create_multi_tracker":
+        from . import multi
+        return multi.create_multi_tracker
     if name == "list_trackers":
         from . import registry
         return registry.list_trackers

@@ -6,6 +6,13 @@
     box = t.update(next_frame)
     t.score, t.lost   # this frame's confidence in [0, 1]; True while the target is lost and searched for
 
+Several targets in one run, one backbone pass per frame for all of them (``tracker.multi``):
+
+    mt = create_multi_tracker("dimp", budget=0.3, threads=2)
+    mt.init(frame, [(x, y, w, h), (x2, y2, w2, h2)])
+    boxes = mt.update(next_frame)     # (N, 4); mt.scores, mt.lost per target
+    boxes = track_many(frames, [(x, y, w, h), (x2, y2, w2, h2)], "dimp", budget=0.3)   # (T, N, 4)
+
 ``t.info`` says what runs: backbone, the spec's effective budget, the zoo
 entry, the checkpoint and the kernel path ("packed" when binary units run on
 the bit-packed kernels of ``backbones.export``, else "torch").
@@ -18,9 +25,10 @@ import torch
 
 from . import zoo
 from .model import use_threads
+from .multi import MultiTracker, create_multi_tracker, track_many
 from .registry import DEFAULT_TRACKER, get_tracker, list_trackers
 
-__all__ = ["attach_kernels", "create_tracker", "list_trackers"]
+__all__ = ["MultiTracker", "attach_kernels", "create_multi_tracker", "create_tracker", "list_trackers", "track_many"]
 
 
 def attach_kernels(model, spec) -> str:
