@@ -183,6 +183,8 @@ GT_OK = "20\t16\t12\t14\n22\t16\t12\t14\n24\t16\t12\t14\n26\t16\t12\t14\n"
 TRACK = ["--init", INIT, "--tracker", "siamfc", "--threads", "1", "--max-frames", "2"]
 TRACK_VIDEO = ["--video", "{d}/in.mp4", *TRACK]  # model: the zoo's (B2TRACK_ZOO), as a user runs it
 TRACK_MODEL = ["--video", "{a}/clip.mp4", *TRACK, "--model"]
+TRACK_INIT_FILE = ["--video", "{a}/clip.mp4", "--tracker", "siamfc", "--threads", "1", "--max-frames", "2",
+                   "--model", "{a}/fp.pt", "--init-file"]
 SCORE = ["score", "--dataset", "otb", "--anno", "{a}/seqs", "--results", "{a}/results"]
 SCORE_GT = ["score", "--dataset", "otb", "--anno", "{d}/seqs", "--results", "{a}/results"]  # the case's ground truth
 SCORE_RESULTS = ["score", "--dataset", "otb", "--anno", "{a}/seqs", "--results", "{d}/results"]  # its results
@@ -219,6 +221,25 @@ CASES = [
          "--budget must be in (0, 1]"),
     Case("track-backbone-not-in-zoo", "track", ["--video", "{a}/clip.mp4", "--init", INIT, "--backbone", "nonesuch"],
          "no zoo model with backbone 'nonesuch'"),
+    # track: several targets (--init repeated, --init-file)
+    Case("track-init-file-missing", "track", [*TRACK_INIT_FILE, "{d}/none.txt"], "--init-file not found"),
+    Case("track-init-file-empty", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "has no boxes", write("b.txt", "")),
+    Case("track-init-file-only-comments", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "has no boxes",
+         write("b.txt", "# x,y,w,h\n\n")),
+    Case("track-init-file-three-numbers", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "line 2 must be four numbers",
+         write("b.txt", INIT + "\n20,30,30\n")),
+    Case("track-init-file-negative-size", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "line 1 box has zero or negative",
+         write("b.txt", "20,30,-30,30\n")),
+    Case("track-init-file-box-outside", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "outside the 160x120 frame",
+         write("b.txt", INIT + "\n500,30,30,30\n")),
+    Case("track-init-file-random-bytes", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "not a text file",
+         write("b.txt", RANDOM)),
+    Case("track-init-file-is-a-folder", "track", [*TRACK_INIT_FILE, "{d}"], "is a folder"),
+    Case("track-init-and-init-file", "track", [*TRACK_INIT_FILE, "{d}/b.txt", "--init", INIT], "not allowed with",
+         write("b.txt", INIT + "\n")),
+    Case("track-second-init-bad", "track", [*TRACK_MODEL, "{a}/fp.pt", "--init", "1,2,3"], "--init must be four numbers"),
+    Case("track-targets-output-under-a-file", "track", [*TRACK_MODEL, "{a}/fp.pt", "--init", "60,30,30,30", "--output",
+                                                        "{d}/afile/boxes.txt"], "Not a directory", A_FILE),
     # track: where the output goes
     Case("track-output-under-a-file", "track", [*TRACK_MODEL, "{a}/fp.pt", "--output", "{d}/afile/boxes.txt"],
          "Not a directory", A_FILE),
@@ -334,7 +355,9 @@ def test_bad_input_exits_2_with_one_line_and_no_finished_output(case, cli, asset
 
 def test_the_same_commands_succeed_on_good_input(cli, assets, tmp_path):
     """The table's commands are right apart from the one bad input: with good inputs they work."""
+    (tmp_path / "two.txt").write_text(INIT + "\n60,30,30,30\n")
     for prog, argv in (("track", [*TRACK_MODEL, "{a}/fp.pt", "--output", "{d}/boxes.txt"]),
+                       ("track", [*TRACK_INIT_FILE, "{d}/two.txt", "--output", "{d}/two.txt"]),
                        ("track", ["--video", "{a}/clip.mp4", *TRACK]),
                        ("track-eval", [*RUN, "--tracker", "csrt"]),
                        ("track-eval", [*REPORT, "--out", "{d}/report"]),
@@ -343,5 +366,6 @@ def test_the_same_commands_succeed_on_good_input(cli, assets, tmp_path):
         r = cli(prog, [s.format(a=assets, d=tmp_path) for s in argv], tmp_path)
         assert r["rc"] == 0, (argv, r)
     assert len((tmp_path / "boxes.txt").read_text().splitlines()) == 2
+    assert [len((tmp_path / f"two_{i}.txt").read_text().splitlines()) for i in range(2)] == [2, 2]
     assert (tmp_path / "results/csrt/otb/Alpha.txt").is_file()
     assert all((tmp_path / p).is_file() for p in SEARCH_DONE)

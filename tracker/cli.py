@@ -1,4 +1,4 @@
-"""``track``: follow one object through a video file or a webcam stream.
+"""``track``: follow one object, or several, through a video file or a webcam stream.
 
 Every user error ends with one ``track: error: ...`` line on stderr and exit
 status 2 (no traceback); Ctrl-C keeps the boxes written so far and exits 130.
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .cli_common import CLIError, Parser, parse_key_values, run_cli
 from .registry import DEFAULT_TRACKER, describe_trackers, list_trackers
@@ -23,9 +24,19 @@ examples:
   track --webcam 0 --budget 0.3                                 # live demo: q quits, r re-selects
   track --video in.mp4 --init 10,20,30,40 --model my_b2nn.pt    # any b2track checkpoint
   track --video in.mp4 --init 10,20,30,40 --model https://drive.google.com/uc?id=...
+  track --video in.mp4 --init 10,20,30,40 --init 200,50,40,80 --output boxes.txt   # two targets
+  track --video in.mp4 --init-file boxes0.txt --output boxes.txt --save-video out.mp4
+  track --webcam 0 --budget 0.3 --select-many                   # draw several boxes (Enter after each, Esc ends)
 
 boxes are x,y,w,h in pixels, (x, y) the top-left corner; --output has one line
 per frame, frame 1 = the initial box (the OTB/LaSOT/GOT-10k result format).
+
+several targets (--init repeated, --init-file, --select-many): each has its own
+tracker state, and one backbone pass per frame serves them all. --output FILE
+and --output-scores FILE then write one file per target, FILE's name with _0,
+_1, ... before its extension (boxes.txt -> boxes_0.txt, boxes_1.txt, ...; target
+i = the i-th box given): each file stays in the one-target format that
+track-eval score and the benchmark toolkits read. One target writes FILE itself.
 
 environment: B2TRACK_ZOO (another zoo folder with a manifest.json), B2TRACK_CACHE
 (download cache, default ~/.cache/b2track), B2TRACK_KERNEL=torch|packed (binary
@@ -35,14 +46,22 @@ kernel path), B2TRACK_CAPTURE_FACTORY=module:callable (replaces cv2.VideoCapture
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="track", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-               description="Track one object in a video or a webcam stream with a tracker on a budgeted binary "
-                           "(B2NN) backbone: " + ", ".join(list_trackers()) + " (--tracker).")
+               description="Track one object (or several) in a video or a webcam stream with a tracker on a budgeted "
+                           "binary (B2NN) backbone: " + ", ".join(list_trackers()) + " (--tracker).")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", metavar="PATH", help="video file to track in (anything OpenCV reads)")
     src.add_argument("--webcam", metavar="INDEX", type=int, help="camera index for the live demo (q quits, r re-selects)")
-    p.add_argument("--init", metavar="X,Y,W,H",
-                   help="initial box in the first tracked frame (frame 1, or --start-frame), pixels; without it a "
-                        "window asks for the box (needs a display)")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--init", metavar="X,Y,W,H", action="append",
+                       help="initial box in the first tracked frame (frame 1, or --start-frame), pixels; repeat it to "
+                            "track several targets (one output file each, see below); without it a window asks for "
+                            "the box (needs a display)")
+    boxes.add_argument("--init-file", metavar="FILE",
+                       help="initial boxes, one x,y,w,h per line (commas, tabs or spaces; blank lines and lines "
+                            "starting with # are skipped): one target per box")
+    p.add_argument("--select-many", action="store_true",
+                   help="select several targets with the mouse (Enter or Space after each box, Esc when done), "
+                        "at the start without --init and when r re-selects")
     p.add_argument("--budget", type=float, metavar="B",
                    help="compute budget in (0, 1]: the zoo model whose budget is closest to B without exceeding it "
                         "(default 1.0 = full precision); ignored with --model")
@@ -53,11 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{describe_trackers()} (default {DEFAULT_TRACKER})")
     p.add_argument("--model", metavar="CKPT|URL",
                    help="a b2track checkpoint file, or an http(s) URL downloaded once with gdown (cached)")
-    p.add_argument("--output", metavar="FILE", help="write one x,y,w,h line per frame (flushed as it goes)")
+    p.add_argument("--output", metavar="FILE",
+                   help="write one x,y,w,h line per frame (flushed as it goes); several targets: FILE_0, FILE_1, ... "
+                        "(before the extension), one per target")
     p.add_argument("--output-scores", metavar="FILE",
                    help="write one 'score,lost' line per frame beside the boxes: the tracker's confidence in [0, 1] "
-                        "and 1 while it has lost the target and searches for it (else 0)")
-    p.add_argument("--save-video", metavar="FILE", help="write the annotated video (box, fps, budget), e.g. out.mp4")
+                        "and 1 while it has lost the target and searches for it (else 0); several targets: one "
+                        "file per target, named as --output's")
+    p.add_argument("--save-video", metavar="FILE",
+                   help="write the annotated video (box, fps, budget; several targets in distinct colours), e.g. out.mp4")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits, r re-selects)")
     p.add_argument("--start-frame", type=int, default=1, metavar="N",
                    help="start tracking at frame N of the video (1-based; earlier frames are skipped and not "
@@ -73,24 +96,54 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_box(text: str) -> tuple[float, float, float, float]:
+def parse_box(text: str, what: str = "--init") -> tuple[float, float, float, float]:
+    """x,y,w,h -> four floats; ``what`` names the box's origin in the error line."""
     parts = text.replace(" ", "").split(",")
     try:
         box = tuple(float(v) for v in parts)
     except ValueError:
         box = ()
     if len(box) != 4 or not all(v == v and abs(v) != float("inf") for v in box):
-        raise CLIError(f"--init must be four numbers x,y,w,h, got {text!r}")
+        raise CLIError(f"{what} must be four numbers x,y,w,h, got {text!r}")
     if box[2] <= 0 or box[3] <= 0:
-        raise CLIError(f"--init box has zero or negative size: {text}")
+        raise CLIError(f"{what} box has zero or negative size: {text}")
     return box
 
 
-def check_box_in_frame(box, width: int, height: int) -> None:
+def read_init_file(path: str) -> list[tuple[float, float, float, float]]:
+    """The boxes of an --init-file: one x,y,w,h per line (commas, tabs or spaces between the numbers)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        raise CLIError(f"--init-file not found: {path}") from None
+    except IsADirectoryError:
+        raise CLIError(f"--init-file is a folder, not a file: {path}") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"--init-file {path} is not a text file") from None
+    boxes = []
+    for i, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        boxes.append(parse_box(",".join(text.replace(",", " ").split()), f"--init-file {path} line {i}"))
+    if not boxes:
+        raise CLIError(f"--init-file {path} has no boxes (one x,y,w,h per line)")
+    return boxes
+
+
+def initial_boxes(args) -> list | None:
+    """The boxes given on the command line (--init, repeated, or --init-file); None: select them."""
+    if args.init_file is not None:
+        return read_init_file(args.init_file)
+    return [parse_box(text) for text in args.init] if args.init else None
+
+
+def check_box_in_frame(box, width: int, height: int, what: str = "--init") -> None:
     x, y, w, h = box
     tol = 1.0  # a box drawn to the last pixel's edge is inside
     if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
-        raise CLIError(f"--init box {x:g},{y:g},{w:g},{h:g} is outside the {width}x{height} frame")
+        raise CLIError(f"{what} box {x:g},{y:g},{w:g},{h:g} is outside the {width}x{height} frame")
 
 
 def select_box(frame, title: str = "track: select the target, then Enter (c cancels)"):
@@ -100,6 +153,22 @@ def select_box(frame, title: str = "track: select the target, then Enter (c canc
     if w <= 0 or h <= 0:
         raise CLIError("no box selected")
     return (float(x), float(y), float(w), float(h))
+
+
+def select_boxes(frame, title: str = "track: select the targets, Enter after each, then Esc (c cancels one)"):
+    """Several boxes drawn with the mouse (OpenCV's selectROIs), in the order drawn."""
+    import cv2
+    import numpy as np
+    rois = cv2.selectROIs(title, frame, showCrosshair=True, fromCenter=False)
+    cv2.destroyWindow(title)
+    boxes = [tuple(float(v) for v in r) for r in np.asarray(rois).reshape(-1, 4) if r[2] > 0 and r[3] > 0]
+    if not boxes:
+        raise CLIError("no box selected")
+    return boxes
+
+
+def _select(frame, many: bool) -> list:
+    return select_boxes(frame) if many else [select_box(frame)]
 
 
 def _check_args(args, display: bool) -> None:
@@ -113,8 +182,8 @@ def _check_args(args, display: bool) -> None:
         raise CLIError(f"--max-frames must be >= 1, got {args.max_frames}")
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be >= 1, got {args.threads}")
-    if args.init is None and not display:
-        raise CLIError("no display to select the target with the mouse: pass --init x,y,w,h")
+    if args.init is None and args.init_file is None and not display:
+        raise CLIError("no display to select the target with the mouse: pass --init x,y,w,h (or --init-file)")
     if args.show and not display:
         raise CLIError("--show needs a display (none found: DISPLAY unset or Qt offscreen)")
 
@@ -148,18 +217,35 @@ def _open_source(args):
         raise CLIError(str(e)) from None
 
 
-class _Sinks:
-    """--output, --save-video and the window, fed one frame at a time."""
+def target_paths(path: str | None, n: int) -> list:
+    """Where each of n targets' lines go: ``path`` itself for one target, else ``path`` with _0, _1,
+    ... before its extension (boxes.txt -> boxes_0.txt): one file per target, each in the one-target
+    format that track-eval and the toolkits read."""
+    if path is None:
+        return [None] * n
+    if n == 1:
+        return [path]
+    p = Path(path)
+    return [str(p.with_name(f"{p.stem}_{i}{p.suffix}")) for i in range(n)]
 
-    def __init__(self, args, src, label: str, show: bool):
+
+def _files_text(paths: list) -> str:
+    return paths[0] if len(paths) == 1 else f"{paths[0]} ... {paths[-1]}"
+
+
+class _Sinks:
+    """--output, --output-scores, --save-video and the window, fed one frame at a time for n targets."""
+
+    def __init__(self, args, src, label: str, show: bool, n: int):
         from . import video
-        self.label, self.show, self.out, self.writer = label, show, None, None
-        self.output, self.scores_path, self.scores = args.output, args.output_scores, None
+        self.label, self.show, self.n, self.writer = label, show, n, None
+        self.box_paths, self.score_paths = target_paths(args.output, n), target_paths(args.output_scores, n)
+        self.files: list = []  # (file, path, kind "box" | "score", target) per open file
         try:
-            if args.output:
-                self.out = open(args.output, "w")
-            if args.output_scores:
-                self.scores = open(args.output_scores, "w")
+            for kind, paths in (("box", self.box_paths), ("score", self.score_paths)):
+                for target, path in enumerate(paths):
+                    if path is not None:
+                        self.files.append((open(path, "w"), path, kind, target))
             if args.save_video:
                 self.writer = video.VideoWriter(args.save_video, src.fps, (src.width, src.height))
         except OSError as e:
@@ -169,14 +255,22 @@ class _Sinks:
             self.close()
             raise CLIError(str(e)) from None
 
-    def emit(self, frame, box, ok: bool, fps: float, score: float = 1.0, lost: bool = False) -> str:
-        """Record one frame; returns the key pressed in the window ('' if none)."""
-        for fh, path, line in ((self.out, self.output, "{:.2f},{:.2f},{:.2f},{:.2f}\n".format(*box)),
-                               (self.scores, self.scores_path, f"{score:.4f},{int(lost)}\n")):
-            if fh is None:
-                continue
+    @property
+    def per_target_files(self) -> bool:
+        return bool(self.files)
+
+    def outputs(self) -> str:
+        """The box files, for the summary lines ('' without --output)."""
+        return _files_text(self.box_paths) if self.box_paths[0] else ""
+
+    def emit(self, frame, boxes, ok, fps: float, scores, lost) -> str:
+        """Record one frame: per target a box, an ok flag, a score and a lost flag. Returns the key
+        pressed in the window ('' if none)."""
+        lines = {"box": ["{:.2f},{:.2f},{:.2f},{:.2f}\n".format(*b) for b in boxes],
+                 "score": [f"{s:.4f},{int(gone)}\n" for s, gone in zip(scores, lost)]}
+        for fh, path, kind, target in self.files:
             try:
-                fh.write(line)
+                fh.write(lines[kind][target])
                 fh.flush()  # Ctrl-C or a crash keeps every line so far
             except OSError as e:  # a full disk: the lines written so far stay, the error says so
                 raise CLIError(f"cannot write {path}: {e.strerror or e}") from None
@@ -184,8 +278,12 @@ class _Sinks:
             return ""
         from . import video
         rate = f"{fps:5.1f} fps" if fps > 0 else "  -- fps"  # no rate before the first update
-        status = "  LOST, searching" if lost else f"  score {score:.2f}"
-        img = video.annotate(frame.copy(), box, f"{self.label}  {rate}{status}", ok, lost)
+        if self.n == 1:
+            status = "  LOST, searching" if lost[0] else f"  score {scores[0]:.2f}"
+            img = video.annotate(frame.copy(), boxes[0], f"{self.label}  {rate}{status}", ok[0], lost[0])
+        else:
+            status = f"  {self.n} targets, {sum(lost)} lost"
+            img = video.annotate_targets(frame.copy(), boxes, ok, lost, scores, f"{self.label}  {rate}{status}")
         if self.writer:
             self.writer.write(img)
         if self.show:
@@ -195,12 +293,11 @@ class _Sinks:
         return ""
 
     def close(self) -> None:
-        for fh in (self.out, self.scores):
-            if fh:
-                try:
-                    fh.close()
-                except OSError:  # only after a failed write, which emit() already reported
-                    pass
+        for fh, *_ in self.files:
+            try:
+                fh.close()
+            except OSError:  # only after a failed write, which emit() already reported
+                pass
         if self.writer:
             self.writer.close()
         if self.show:
@@ -208,16 +305,32 @@ class _Sinks:
             cv2.destroyAllWindows()
 
 
+def _reselect(frame, tracker, sinks, many: bool) -> None:
+    """r in the window: new boxes on the frame just shown. A cancelled selection keeps the targets, and
+    so does one with another number of targets while each target has its own output file."""
+    try:
+        boxes = _select(frame, many)
+    except CLIError:
+        return
+    if len(boxes) != len(tracker) and sinks.per_target_files:
+        print(f"track: the outputs have one file per target: re-select {len(tracker)} box(es), "
+              f"not {len(boxes)}; the targets are kept", file=sys.stderr)
+        return
+    tracker.init(frame, boxes)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
+    from .multi import MultiTracker
     from .video import has_display
     display = has_display()
     _check_args(args, display)
-    box = parse_box(args.init) if args.init is not None else None
+    boxes = initial_boxes(args)
     src = _open_source(args)  # before the model: a bad video fails fast and alone
     try:
-        tracker = _load_tracker(args)
+        # the targets share one network and one backbone pass per frame (a single target too)
+        tracker = MultiTracker(_load_tracker(args))
     except BaseException:
         src.close()
         raise
@@ -229,11 +342,13 @@ def run(args) -> int:
             frame = src.read()
             if frame is None:
                 raise CLIError(f"--start-frame {args.start_frame}: the video has only {i} frames")
-        if box is None:
-            box = select_box(frame)
-        check_box_in_frame(box, src.width, src.height)
+        if boxes is None:
+            boxes = _select(frame, args.select_many)
+        what = "--init" if args.init_file is None else f"--init-file {args.init_file}"
+        for box in boxes:
+            check_box_in_frame(box, src.width, src.height, what)
         label = f"{args.tracker} | {info['backbone']} | budget {info['budget']:.2f} | {info['kernel']}"
-        sinks = _Sinks(args, src, label, show)
+        sinks = _Sinks(args, src, label, show, len(boxes))
     except BaseException:
         src.close()
         raise
@@ -247,27 +362,23 @@ def run(args) -> int:
     n, busy, cpu, fps, interrupted = 0, 0.0, 0.0, 0.0, False
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        tracker.init(frame, box)
+        tracker.init(frame, boxes)
         busy += time.perf_counter() - t0
         cpu += time.process_time() - c0
-        ok = True
+        ok = [True] * len(boxes)
         while True:
             n += 1
             bar.update(1)
-            key = sinks.emit(frame, box, ok, fps, tracker.score, tracker.lost)
+            key = sinks.emit(frame, boxes, ok, fps, tracker.scores, tracker.lost)
             if key == "q" or (args.max_frames is not None and n >= args.max_frames):
                 break
-            if key == "r":  # re-select on the frame just shown; a cancelled selection keeps the target
-                try:
-                    box = select_box(frame)
-                    tracker.init(frame, box)
-                except CLIError:
-                    pass
+            if key == "r":  # re-select on the frame just shown
+                _reselect(frame, tracker, sinks, args.select_many)
             frame = src.read()
             if frame is None:
                 break
             t0, c0 = time.perf_counter(), time.process_time()
-            ok, box = tracker.track(frame)
+            ok, boxes = tracker.track(frame)
             dt = time.perf_counter() - t0
             busy += dt
             cpu += time.process_time() - c0  # CPU seconds: comparable even on a shared, busy host
@@ -280,12 +391,14 @@ def run(args) -> int:
         sinks.close()
         src.close()
     mean_fps = n / busy if busy > 0 else 0.0
-    print(f"track: {n} frames, {mean_fps:.1f} fps mean (tracker only; {1000 * cpu / max(n, 1):.1f} ms CPU/frame), "
+    targets = f", {len(tracker)} targets" if len(tracker) > 1 else ""
+    outputs = sinks.outputs()
+    print(f"track: {n} frames{targets}, {mean_fps:.1f} fps mean (tracker only; {1000 * cpu / max(n, 1):.1f} ms CPU/frame), "
           f"tracker {args.tracker}, "
           f"backbone {info['backbone']}, budget {info['budget']:.3f}, kernel {info['kernel']}, "
-          f"threads {info['threads']}" + (f", boxes in {args.output}" if args.output else ""))
+          f"threads {info['threads']}" + (f", boxes in {outputs}" if outputs else ""))
     if interrupted:
-        print(f"track: interrupted after {n} frames" + (f"; boxes so far are in {args.output}" if args.output else ""),
+        print(f"track: interrupted after {n} frames" + (f"; boxes so far are in {outputs}" if outputs else ""),
               file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0

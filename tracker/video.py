@@ -210,10 +210,40 @@ def annotate(frame: np.ndarray, box, text: str = "", ok: bool = True, lost: bool
     if lost:  # the box held where the target was last seen
         cv2.line(frame, (x, y), (x + w - 1, y + h - 1), colour, 1, cv2.LINE_AA)
         cv2.line(frame, (x + w - 1, y), (x, y + h - 1), colour, 1, cv2.LINE_AA)
+    return status_line(frame, text)
+
+
+def status_line(frame: np.ndarray, text: str) -> np.ndarray:
+    """White text on a dark outline at the top left, in place."""
     if text:
         cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return frame
+
+
+def target_colour(i: int) -> tuple[int, int, int]:
+    """A BGR colour for target i, distinct from its neighbours' for any number of targets: hues a
+    golden-ratio turn apart, starting at green (a single target's colour)."""
+    hue = (1 / 3 + i * 0.6180339887) % 1.0
+    hsv = np.uint8([[[round(hue * 180) % 180, 220, 240]]])
+    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def annotate_targets(frame: np.ndarray, boxes, ok, lost, scores, text: str = "") -> np.ndarray:
+    """Several targets, in place: target i's box in ``target_colour(i)`` with '#i' and its score above it,
+    drawn thin when the tracker is unsure, grey and crossed out while that target is lost."""
+    for i, (box, sure, gone, score) in enumerate(zip(boxes, ok, lost, scores)):
+        x, y, w, h = (int(round(v)) for v in box)
+        colour = (160, 160, 160) if gone else target_colour(i)
+        cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), colour, 2 if sure and not gone else 1)
+        if gone:
+            cv2.line(frame, (x, y), (x + w - 1, y + h - 1), colour, 1, cv2.LINE_AA)
+            cv2.line(frame, (x + w - 1, y), (x, y + h - 1), colour, 1, cv2.LINE_AA)
+        tag = f"#{i} " + ("lost" if gone else f"{score:.2f}")
+        at = (x, y - 5) if y >= 40 else (x + 3, y + 15)  # inside the box when the status line is above it
+        cv2.putText(frame, tag, at, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(frame, tag, at, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    return status_line(frame, text)
 
 
 class VideoWriter:
