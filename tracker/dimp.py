@@ -37,6 +37,8 @@ import torch.nn.functional as F
 
 from . import crops
 from .colour_model import ColourModel
+from .ridge_filter import (FILTER_REG, INIT_ITERS, INIT_SHIFT, LABEL_SIGMA, feature_rms, gaussian_label, kernel_spectrum,
+                           label_sigma_cells, normalise_features, ridge_lambda, valid_correlation)
 from .siamfc import Frame, SiamFCParams, SiamFCTracker, peak_contrast
 
 
@@ -51,11 +53,12 @@ class DiMPParams(SiamFCParams):
     # the IoU after a pasted occlusion (BENCHMARKS.md "Re-detection").
     lost_ratio: float = 0.4
     fuse_weight: float = 0.5  # share of the online filter in the fused response
-    filter_reg: float = 0.02  # lambda, relative to one sample's energy per filter tap
-    label_sigma: float = 0.125  # Gaussian label width, fraction of the target size
+    # The filter's objective (tracker/ridge_filter.py, shared with offline training's filter loss).
+    filter_reg: float = FILTER_REG  # lambda, relative to one sample's energy per filter tap
+    label_sigma: float = LABEL_SIGMA  # Gaussian label width, fraction of the target size
     memory_size: int = 40
     sample_lr: float = 0.03  # weight of each new sample; older ones decay by (1 - lr)
-    init_iters: int = 15
+    init_iters: int = INIT_ITERS
     update_iters: int = 3
     # Frames between filter optimisations (samples are added every frame); 10 halves the CG's
     # cost per frame at an accuracy cost (BENCHMARKS.md "Per-frame work (issue 14)").
@@ -64,7 +67,7 @@ class DiMPParams(SiamFCParams):
     # decided by the Siamese peak contrast, lost_ratio: the filter's confidence also drops on
     # plain appearance change, and holding the box then loses the target.)
     conf_threshold: float = 0.3
-    init_shift: float = 32.0  # search-crop pixels of the shift augmentations
+    init_shift: float = INIT_SHIFT  # search-crop pixels of the shift augmentations
     # The filter works on the features' first filter_channels principal components (a projection
     # fixed on the first frame's samples, ECO's compression without its joint learning): every
     # product in the conjugate-gradient loop scales with the channels. 0 keeps all channels, the
@@ -164,7 +167,7 @@ class TargetFilter:
         if iters <= 0:
             return
         wv = w.view(-1, 1, 1)
-        lam = self.reg * y.shape[-1] * y.shape[-2]
+        lam = ridge_lambda(self.reg, y.shape)
 
         def normal(v):
             return self._adj(xh, self._fwd(xh, v) * wv) + lam * v
@@ -185,18 +188,6 @@ class TargetFilter:
             rr = rr_new
 
 
-def kernel_spectrum(v: torch.Tensor, n: int) -> torch.Tensor:
-    """(1, C, k, k) kernel -> the rfft2 that makes a product with a feature spectrum a correlation."""
-    return torch.fft.rfft2(v.flip(-1, -2).float(), s=(n, n))
-
-
-def valid_correlation(xh: torch.Tensor, vh: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """(N, C) spectra of n x n maps and a kernel_spectrum of a k x k kernel -> (N, n-k+1, n-k+1),
-    what F.conv2d(x, v) gives (to float rounding)."""
-    out = torch.fft.irfft2((xh * vh).sum(1), s=(n, n))
-    return out[:, k - 1:, k - 1:]
-
-
 def principal_projection(x: torch.Tensor, channels: int) -> torch.Tensor | None:
     """(channels, C) rows: the leading eigenvectors of the (uncentred) channel second moment of
     (N, C, H, W) features over samples and positions; None when ``channels`` keeps them all."""
@@ -211,24 +202,6 @@ def principal_projection(x: torch.Tensor, channels: int) -> torch.Tensor | None:
 def project_channels(x: torch.Tensor, proj: torch.Tensor | None) -> torch.Tensor:
     """(N, C, H, W) -> (N, channels, H, W) through a 1x1 projection (identity when None)."""
     return x if proj is None else F.conv2d(x, proj[:, :, None, None])
-
-
-def feature_rms(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 1, 1) per-sample RMS of (N, C, H, W) features (at least 1e-6)."""
-    return x.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-6)
-
-
-def normalise_features(x: torch.Tensor) -> torch.Tensor:
-    """Per-sample RMS normalisation, so that lambda and the label scale mean the same on any backbone."""
-    return x / feature_rms(x)
-
-
-def gaussian_label(size: int, center_yx, sigma: float) -> torch.Tensor:
-    """(size, size) Gaussian peaked at ``center_yx`` (response cells, 0 = grid centre)."""
-    g = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    dy = (g - float(center_yx[0])) ** 2
-    dx = (g - float(center_yx[1])) ** 2
-    return torch.exp(-(dy[:, None] + dx[None, :]) / (2 * sigma * sigma))
 
 
 # -- candidates and their association ---------------------------------------
@@ -384,7 +357,7 @@ class DiMPTracker(SiamFCTracker):
         """Gaussian label on the response grid for a target at ``offset_px`` (dy, dx) from the crop centre."""
         p = self.params
         tgt_px = np.sqrt(np.prod(self.size)) * p.search_size / self.x_extent
-        sigma = max(0.5, p.label_sigma * tgt_px / self.stride)
+        sigma = label_sigma_cells(tgt_px, self.stride, p.label_sigma)
         return gaussian_label(self.resp_size, np.asarray(offset_px) / self.stride, sigma)[None]
 
     # -- per frame ----------------------------------------------------------
