@@ -63,8 +63,17 @@ class SiamNet(nn.Module):
         """Features of BGR images given as (B,3,H,W) floats or uint8 in 0..255."""
         return self.backbone((img.float() - self.mean) / self.std)
 
-    def forward(self, z_img: torch.Tensor, x_img: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(z_img), self.embed(x_img))
+    def forward(self, z_img: torch.Tensor, x_img: torch.Tensor, x_more: torch.Tensor | None = None):
+        """The Siamese response of exemplars over search images. With ``x_more`` (further search-size
+        images, e.g. the frames a training loss fits the online filter to), they are embedded in the
+        same backbone call as ``x_img`` (one BatchNorm batch, one DDP forward) and the result is
+        (response, features of x_img, features of x_more)."""
+        if x_more is None:
+            return self.head(self.embed(z_img), self.embed(x_img))
+        zf = self.embed(z_img)
+        b = x_img.shape[0]
+        feats = self.embed(torch.cat([x_img, x_more]))
+        return self.head(zf, feats[:b]), feats[:b], feats[b:]
 
 
 def use_threads(n: int | None) -> None:

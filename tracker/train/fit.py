@@ -19,6 +19,7 @@ from backbones.files import read_model
 from backbones.harness import Run, cycle, decay_groups, dist_info, init_distributed, lr_at, set_lr, wrap_ddp
 
 from ..model import SiamNet
+from ..ridge_filter import INIT_ITERS
 from .task import PairTask, native_bf16, pair_batches, validate
 
 
@@ -46,6 +47,11 @@ class TrainConfig:
     workers: int = 1
     threads: int = 0  # 0: leave torch's default
     label_radius: float = 16.0
+    # Weight of the online filter's loss (tracker/train/filter_head.py) beside the Siamese loss; 0 trains
+    # the Siamese response alone. The filter is fitted with this many CG iterations (the tracker's
+    # first frame: 15) and the tracker's lambda and label width.
+    filter_loss_weight: float = 0.0
+    filter_iters: int = INIT_ITERS
     init: str = ""  # optional checkpoint to start the weights from
     data: dict = field(default_factory=dict)  # handed to the dataset factory
 
@@ -80,7 +86,8 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
         channels_last = False
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    task = PairTask(bf16=cfg.bf16, channels_last=channels_last, label_radius=cfg.label_radius)
+    task = PairTask(bf16=cfg.bf16, channels_last=channels_last, label_radius=cfg.label_radius,
+                    filter_weight=cfg.filter_loss_weight, filter_iters=cfg.filter_iters)
     opt = make_optimizer(model.parameters(), cfg)
     run = Run(out, "last.pt", {"model": model, "optimizer": opt}, cfg.steps, "train", progress, config=asdict(cfg),
               extra={"backbone": cfg.backbone, "modes": model.backbone.modes()})

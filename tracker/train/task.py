@@ -10,9 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from backbones.harness import dist_info
 
+from ..ridge_filter import FILTER_REG, INIT_ITERS, INIT_SHIFT, LABEL_SIGMA
+from .filter_head import filter_loss, filter_response, label_energy, target_labels
 from .losses import balanced_logistic_loss, peak_within, siamfc_labels
 
 BIG_STEP = 10 ** 9  # a pair source's end: sources are cut by step counts, never exhausted
@@ -37,7 +40,8 @@ def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 @dataclass(frozen=True)
 class PairTask:
-    """SiamFC's balanced logistic loss on the response map, with the precision a run chose.
+    """SiamFC's balanced logistic loss on the response map, with the precision a run chose, plus
+    (``filter_weight`` > 0) the online filter's loss on the search crop (``filter_terms``).
 
     ``bf16`` is honoured only on a CPU with native bf16 (see ``native_bf16``);
     ``label_radius``: pixels from the target centre counted as positive.
@@ -45,6 +49,13 @@ class PairTask:
     bf16: bool = False
     channels_last: bool = False
     label_radius: float = 16.0
+    # The online filter's loss (tracker/train/filter_head.py): its weight (0: the Siamese loss alone,
+    # nothing else computed) and the tracker's first-frame settings it is fitted with.
+    filter_weight: float = 0.0
+    filter_reg: float = FILTER_REG
+    filter_label_sigma: float = LABEL_SIGMA
+    filter_iters: int = INIT_ITERS
+    filter_shift: float = INIT_SHIFT  # search px of the shifted training samples; 0: one sample
 
     @property
     def autocast_bf16(self) -> bool:
@@ -59,12 +70,53 @@ class PairTask:
 
     def loss(self, model, batch: dict):
         """(loss, response, target, neg) of one batch; ``model`` may be DDP-wrapped."""
+        terms, resp, target, neg = self.terms(model, batch)
+        return self.total(terms), resp, target, neg
+
+    def total(self, terms: dict) -> torch.Tensor:
+        """The training loss from ``terms``' parts."""
+        if "filter_loss" not in terms:
+            return terms["siamese_loss"]
+        return terms["siamese_loss"] + self.filter_weight * terms["filter_loss"]
+
+    def terms(self, model, batch: dict):
+        """({"siamese_loss": ..., "filter_loss": ... (only when filter_weight > 0)}, response, target, neg)."""
         z, x, target, neg = self.tensors(batch)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast_bf16):
-            resp = model(z, x)
         stride = getattr(model, "module", model).stride
+        if self.filter_weight <= 0:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast_bf16):
+                resp = model(z, x)
+            labels = siamfc_labels(target, neg, resp.shape[-1], stride, self.label_radius)
+            return {"siamese_loss": balanced_logistic_loss(resp, labels)}, resp, target, neg
+        canvas = exemplar_canvas(z, x.shape[-1])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            resp, xf, cf = model(z, x, canvas)
         labels = siamfc_labels(target, neg, resp.shape[-1], stride, self.label_radius)
-        return balanced_logistic_loss(resp, labels), resp, target, neg
+        terms = {"siamese_loss": balanced_logistic_loss(resp, labels),
+                 "filter_loss": self.filter_terms(batch, xf.float(), cf.float(), resp.shape[-1], stride)}
+        return terms, resp, target, neg
+
+    def filter_terms(self, batch: dict, xf: torch.Tensor, cf: torch.Tensor, resp_size: int, stride: int) -> torch.Tensor:
+        """The online filter's loss of a batch: fitted to the exemplar's canvas (``exemplar_canvas``)
+        and copies of its features rolled by ``filter_shift`` along each axis (the tracker's
+        first-frame shifted samples, target at the known shift), then scored on the search crop
+        (``filter_loss``: squared error to the Gaussian label at the target; all zero for a negative)."""
+        b, n = xf.shape[0], xf.shape[-1]
+        k = n - resp_size + 1  # the exemplar's feature size: the filter's, as in the tracker
+        s = int(round(self.filter_shift / stride))
+        shifts = [(0, 0)] + ([(0, s), (0, -s), (s, 0), (-s, 0)] if s else [])
+        train = torch.stack([torch.roll(cf, sh, dims=(-2, -1)) for sh in shifts], dim=1)  # (B, K, C, n, n)
+        size_z, size_x = target_sizes(batch, b)
+        offsets = torch.tensor(shifts, dtype=torch.float32).repeat(b, 1) * stride
+        train_labels = target_labels(offsets, size_z.repeat_interleave(len(shifts)), resp_size, stride,
+                                     self.filter_label_sigma).reshape(b, len(shifts), resp_size, resp_size)
+        neg = batch["neg"].bool()
+        target = torch.nan_to_num(batch["target"].float(), nan=0.0)
+        size_test = torch.where(neg, size_z, size_x)
+        test_labels = target_labels(target, size_test, resp_size, stride, self.filter_label_sigma)
+        test_labels[neg] = 0.0
+        resp = filter_response(train, train_labels, xf, k, reg=self.filter_reg, iters=self.filter_iters)
+        return filter_loss(resp, test_labels, label_energy(size_test, resp_size, stride, self.filter_label_sigma))
 
     def __call__(self, model, batch: dict):
         """``loss_fn(model, batch) -> (loss, response)``, the form MixBin's jobs take."""
@@ -72,22 +124,57 @@ class PairTask:
         return loss, resp
 
 
+def exemplar_canvas(z: torch.Tensor, search_size: int) -> torch.Tensor:
+    """(B, 3, E, E) exemplar crops -> (B, 3, S, S) search-size frames with the exemplar at the centre
+    at its own scale (both crops share one scale) and its border mirrored outwards: the online
+    filter's training frame of a pair. Mirroring, not flat padding, keeps the frame textured like
+    a real search crop (the features go through BatchNorm in one batch with the search crops)."""
+    e = z.shape[-1]
+    p = (search_size - e) // 2
+    if search_size - e != 2 * p or not 0 < p < e:
+        raise ValueError(f"exemplar {e} px cannot be mirrored out to a {search_size} px frame")
+    return F.pad(z, (p, p, p, p), mode="reflect")
+
+
+def target_sizes(batch: dict, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) target sizes sqrt(w h) in crop pixels of the exemplar (box_z) and the search crop (box_x,
+    NaN for a negative). A batch without boxes (synthetic pairs) gets a square target in an
+    unjittered exemplar crop: half its side (the context margin makes up the rest)."""
+    def size(key):
+        box = batch.get(key)
+        if box is None:
+            return torch.full((b,), float(batch["z"].shape[-1]) / 2)
+        box = box.float()
+        return (box[:, 2] * box[:, 3]).clamp(min=1.0).sqrt()
+    size_z = size("box_z")
+    size_x = size("box_x")
+    return size_z, torch.where(torch.isnan(size_x), size_z, size_x)
+
+
 @torch.no_grad()
 def validate(model, loader, task: PairTask, max_batches: int) -> dict:
-    """Mean loss and the share of positive pairs whose response peak lies within 8 px of the target."""
+    """Mean loss and the share of positive pairs whose response peak lies within 8 px of the target;
+    with the filter loss on, its two terms apart too (val_siamese_loss, val_filter_loss)."""
     was = model.training
     model.eval()
-    losses, hits = [], []
+    losses, hits, parts = [], [], {}
     for i, batch in enumerate(loader):
         if i >= max_batches:
             break
-        loss, resp, target, neg = task.loss(model, batch)
+        if task.filter_weight > 0:
+            terms, resp, target, neg = task.terms(model, batch)
+            loss = task.total(terms)
+            for name, v in terms.items():
+                parts.setdefault(f"val_{name}", []).append(float(v))
+        else:
+            loss, resp, target, neg = task.loss(model, batch)
         losses.append(float(loss))
         hits.append(peak_within(resp, target, neg, model.stride, 8.0, upscale=16 // model.stride * 2))
     model.train(was)
     hits = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
     return {"val_loss": float(np.mean(losses)) if losses else float("nan"),
-            "val_peak8": float(hits.float().mean()) if hits.numel() else float("nan"), "val_pairs": int(hits.numel())}
+            "val_peak8": float(hits.float().mean()) if hits.numel() else float("nan"), "val_pairs": int(hits.numel()),
+            **{k: float(np.mean(v)) for k, v in parts.items()}}
 
 
 class StepSampler(torch.utils.data.Sampler):
