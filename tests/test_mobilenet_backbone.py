@@ -262,11 +262,17 @@ def test_train_siamfc_init_imagenet_bad_input(checkpoints, tmp_path, case, extra
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_train_siamfc_starts_from_the_imagenet_weights(checkpoints):
-    ts = load_tool("train_siamfc")
-    cfg = ts.TrainConfig(backbone="mobilenetv2-s8", out=str(checkpoints / "no-run"))
-    model = ts._imagenet_model(cfg, str(checkpoints / "mnv2.pth"))
+def test_training_starts_from_the_imagenet_weights(checkpoints):
+    from tracker.model import SiamNet
+    from tracker.train.fit import TrainConfig, start_weights
+    cfg = TrainConfig(backbone="mobilenetv2-s8", out=str(checkpoints / "no-run"),
+                      init_imagenet=str(checkpoints / "mnv2.pth"))
+    model = SiamNet(cfg.backbone)
+    start_weights(model, cfg)
     state = torch.load(checkpoints / "mnv2.pth", weights_only=True)
     assert torch.equal(model.backbone.blocks[2].expand.weight, state["features.3.conv.0.0.weight"])
     assert torch.equal(model.backbone.stem.weight, state["features.0.0.weight"].flip(1))
-    assert ts._imagenet_model(cfg, "") is None
+    untouched = SiamNet(cfg.backbone)
+    before = untouched.backbone.stem.weight.clone()
+    start_weights(untouched, TrainConfig(backbone="mobilenetv2-s8"))
+    assert torch.equal(untouched.backbone.stem.weight, before)

@@ -27,23 +27,19 @@ def _fail(msg: str) -> None:
     sys.exit(2)
 
 
-def _imagenet_model(cfg: TrainConfig, path: str):
-    """The network with its backbone loaded from ImageNet, or None (no --init-imagenet, or a run to resume)."""
-    if not path:
-        return None
+def _check_imagenet(cfg: TrainConfig) -> None:
+    """Refuse an unusable --init-imagenet now (train() loads it), unless the run resumes from its own checkpoint."""
+    if not cfg.init_imagenet or (Path(cfg.out) / "last.pt").exists():
+        return
     if cfg.init:
         _fail("give --init or --init-imagenet, not both")
-    if (Path(cfg.out) / "last.pt").exists():
-        return None  # the run resumes from its own checkpoint
     from backbones.files import FileFormatError
     from backbones.mobilenet import load_imagenet_weights
     from tracker.model import SiamNet
-    model = SiamNet(cfg.backbone)
     try:
-        load_imagenet_weights(model.backbone, path)
+        load_imagenet_weights(SiamNet(cfg.backbone).backbone, cfg.init_imagenet)
     except (FileFormatError, ValueError) as e:
         _fail(str(e))
-    return model
 
 
 def _check_files(cfg: TrainConfig) -> None:
@@ -74,15 +70,10 @@ def main(argv=None):
     p.add_argument("--val-shards", help="folder of pre-generated validation pairs")
     p.add_argument("--weights", default="", help="source weights for on-the-fly pairs, e.g. video=0.5,still=0.25,composite=0.25")
     p.add_argument("--cache", default="data_cache", help="where tools/prepare_data.py put the sources")
-    p.add_argument("--init-imagenet", default="", metavar="PATH",
-                   help="start a mobilenetv2-s8 backbone from torchvision's MobileNetV2 ImageNet checkpoint "
-                        "(`python tools/prepare_data.py --pretrained-only` puts it at "
-                        "data_cache/pretrained/mobilenet_v2-b0353104.pth); the neck and head start fresh; "
-                        "unused when --out holds a run to resume")
     a = p.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if f.name != "data"})
     _check_files(cfg)
-    model = _imagenet_model(cfg, a.init_imagenet)
+    _check_imagenet(cfg)
     if a.train_shards:
         from tracker.train.data.shards import ShardDataset
         train_ds = ShardDataset(a.train_shards)
@@ -98,7 +89,7 @@ def main(argv=None):
     cfg = dataclasses.replace(cfg, data=data)  # the config itself is frozen
     from backbones.files import FileFormatError
     try:
-        train(cfg, train_ds, val_ds, model=model)
+        train(cfg, train_ds, val_ds)
     except FileFormatError as e:  # --init, or a resume file in --out, that is not ours or not safe to load
         print(f"train_siamfc: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -53,6 +53,8 @@ class TrainConfig:
     filter_loss_weight: float = 0.0
     filter_iters: int = INIT_ITERS
     init: str = ""  # optional checkpoint to start the weights from
+    # torchvision's MobileNetV2 ImageNet checkpoint, for a mobilenetv2-s8 backbone (neck and head start fresh)
+    init_imagenet: str = ""
     data: dict = field(default_factory=dict)  # handed to the dataset factory
 
 
@@ -65,6 +67,15 @@ def make_optimizer(params, cfg: TrainConfig):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adamw | sgd)")
 
 
+def start_weights(model: SiamNet, cfg: TrainConfig) -> None:
+    """A fresh run's starting weights: ``cfg.init`` (a b2track checkpoint) or ``cfg.init_imagenet``."""
+    if cfg.init:
+        model.load_state_dict(read_model(cfg.init)[0])
+    if cfg.init_imagenet:
+        from backbones.mobilenet import load_imagenet_weights
+        load_imagenet_weights(model.backbone, cfg.init_imagenet)
+
+
 def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None, progress: bool = True) -> SiamNet:
     init_distributed()
     rank, world = dist_info()
@@ -74,8 +85,8 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model = model or SiamNet(cfg.backbone)
-    if cfg.init and not (out / "last.pt").exists():
-        model.load_state_dict(read_model(cfg.init)[0])
+    if not (out / "last.pt").exists():  # a resumed run has its own weights
+        start_weights(model, cfg)
     if cfg.bf16 and not torch.cuda.is_available() and not native_bf16() and rank == 0:
         print("bf16 requested, but this CPU has no native bf16 (avx512_bf16/amx_bf16): training in fp32, "
               "which is several times faster here", flush=True)
