@@ -7,6 +7,11 @@ flags must be equal, not just close.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -14,6 +19,8 @@ import pytest
 import torch
 
 from backbones import Spec
+import test_track_window as win_kit
+from test_track_window import display  # noqa: F401  (fixture: an Xvfb screen)
 from test_tracker_kit import TINY, make_patch, synthetic_sequence, texture, write_video
 from tests.helpers.threads import one_thread  # noqa: F401  (autouse fixture)
 from tracker import api, cli, crops, video
@@ -252,3 +259,43 @@ def test_bench_multi_target_runs_on_a_tiny_clip(tiny_model, tmp_path, capsys):
     assert [r["targets"] for r in rows] == [1, 2]
     assert all(r["ms_per_frame"] > 0 and r["ratio_vs_alone"] > 0 for r in rows)
     assert "vs each alone" in out
+
+
+@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool")
+def test_select_many_in_a_real_window(display, tmp_path):  # noqa: F811  (the fixture imported above)
+    """--select-many under Xvfb, driven with xdotool as a user drives it: two boxes drawn (Enter after
+    each), Esc ends the selection, q quits; each box becomes a target with its own file."""
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", SiamNet(TINY).eval(), Spec.uniform(TINY, "fp"))
+    frames, _ = synthetic_sequence(11, n=2000, size=(320, 240), target=(40, 32))
+    write_video(tmp_path / "clip.avi", frames)
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    proc = subprocess.Popen([sys.executable, "-c", win_kit.LAUNCH, str(win_kit.TESTS), "--video",
+                             str(tmp_path / "clip.avi"), "--model", str(tmp_path / "m.pt"), "--tracker", "siamfc",
+                             "--threads", "1", "--output", str(tmp_path / "boxes.txt"), "--show", "--select-many"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        win, w, h = win_kit.settled_window(env, "select the targets", proc)
+        win_kit.drag(env, win, w // 2 - 100, h // 2 - 40, 60, 50)  # drag() confirms each box with Enter
+        time.sleep(0.5)
+        win_kit.drag(env, win, w // 2 + 20, h // 2 - 20, 90, 40)
+        time.sleep(0.5)
+        win_kit.press(env, win, "Escape")
+        assert win_kit.wait_for(lambda: len(win_kit.read_boxes(tmp_path / "boxes_1.txt")) > 0, timeout=60)
+        track_win, _, _ = win_kit.wait_window(env, "^track$", proc)
+        for _ in range(10):
+            win_kit.press(env, track_win, "q")
+            try:
+                proc.wait(timeout=3)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "2 targets" in stdout
+    first = [np.loadtxt(tmp_path / f"boxes_{k}.txt", delimiter=",", ndmin=2)[0] for k in range(2)]
+    assert np.allclose(first[0][2:], (60, 50), atol=1.0) and np.allclose(first[1][2:], (90, 40), atol=1.0), first
