@@ -211,6 +211,43 @@ def test_cli_selects_several_boxes_with_the_mouse(tiny_model, clip, tmp_path, ca
         assert first == ",".join(f"{v:.2f}" for v in chosen[k])
 
 
+def test_reselection_keeps_the_number_of_targets_while_files_are_per_target(monkeypatch, capsys):
+    """r in the window: new boxes re-initialise the targets, unless each target has its own output file
+    and the number of boxes changed (the files would no longer match the targets) or nothing was drawn."""
+    class Targets:
+        def __init__(self):
+            self.boxes = [(1, 2, 3, 4), (5, 6, 7, 8)]
+
+        def __len__(self):
+            return len(self.boxes)
+
+        def init(self, frame, boxes):
+            self.boxes = list(boxes)
+
+    class Sinks:
+        def __init__(self, files):
+            self.per_target_files = files
+
+    picks = iter([[(9, 9, 9, 9)], [(9, 9, 9, 9)], [(1, 1, 5, 5), (2, 2, 5, 5)], cli.CLIError("no box selected")])
+
+    def select(frame, many):
+        pick = next(picks)
+        if isinstance(pick, Exception):
+            raise pick
+        return pick
+    monkeypatch.setattr(cli, "_select", select)
+    t = Targets()
+    cli._reselect(None, t, Sinks(True), True)  # one box for two files: kept
+    assert len(t) == 2 and "re-select 2 box(es), not 1" in capsys.readouterr().err
+    cli._reselect(None, t, Sinks(False), True)  # no files: any number
+    assert t.boxes == [(9, 9, 9, 9)]
+    t.boxes = [(0, 0, 1, 1), (0, 0, 2, 2)]
+    cli._reselect(None, t, Sinks(True), True)  # the same number: re-initialised
+    assert t.boxes == [(1, 1, 5, 5), (2, 2, 5, 5)]
+    cli._reselect(None, t, Sinks(True), True)  # cancelled: kept
+    assert t.boxes == [(1, 1, 5, 5), (2, 2, 5, 5)]
+
+
 def test_select_boxes_reads_opencvs_selection(monkeypatch):
     monkeypatch.setattr(cv2, "selectROIs", lambda *a, **k: np.array([[1, 2, 30, 40], [5, 6, 0, 7], [8, 9, 10, 11]]))
     monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)

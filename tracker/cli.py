@@ -238,7 +238,7 @@ class _Sinks:
 
     def __init__(self, args, src, label: str, show: bool, n: int):
         from . import video
-        self.label, self.show, self.n, self.writer = label, show, n, None
+        self.label, self.show, self.writer = label, show, None
         self.box_paths, self.score_paths = target_paths(args.output, n), target_paths(args.output_scores, n)
         self.files: list = []  # (file, path, kind "box" | "score", target) per open file
         try:
@@ -278,11 +278,11 @@ class _Sinks:
             return ""
         from . import video
         rate = f"{fps:5.1f} fps" if fps > 0 else "  -- fps"  # no rate before the first update
-        if self.n == 1:
+        if len(boxes) == 1:  # r may change the number of targets when no file is kept per target
             status = "  LOST, searching" if lost[0] else f"  score {scores[0]:.2f}"
             img = video.annotate(frame.copy(), boxes[0], f"{self.label}  {rate}{status}", ok[0], lost[0])
         else:
-            status = f"  {self.n} targets, {sum(lost)} lost"
+            status = f"  {len(boxes)} targets, {sum(lost)} lost"
             img = video.annotate_targets(frame.copy(), boxes, ok, lost, scores, f"{self.label}  {rate}{status}")
         if self.writer:
             self.writer.write(img)
