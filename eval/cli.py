@@ -60,7 +60,7 @@ def _add_scoring(p):
 def build_parser():
     from tracker.cli_common import Parser  # tracker's __init__ is light: no torch while scoring
 
-    from . import trackers
+    from . import executors, trackers
 
     parser = Parser(prog="track-eval", description=_DESCRIPTION, epilog=_EXAMPLES,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,11 +87,19 @@ def build_parser():
     run.add_argument("--model", metavar="CKPT", help="our trackers: checkpoint to load")
     run.add_argument("--threads", type=int,
                      help="our trackers: threads per tracker (default: the CPU cores shared among --workers, "
-                          "so workers do not oversubscribe the cores)")
+                          "so workers do not oversubscribe the cores; with --executor ray, 1, and each task holds that many CPUs)")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="our trackers: override a tracker parameter (repeatable), e.g. lost_ratio=0.4; "
                           "give --name too, so the results do not resume into the defaults' folder")
-    run.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    run.add_argument("--workers", type=int,
+                     help="parallel processes (default 1); with --executor ray, the most sequences in flight "
+                          "(default: as many as the cluster runs at once) and the CPUs of a Ray instance started here")
+    run.add_argument("--executor", choices=list(executors.EXECUTORS), default="local",
+                     help="where sequences are tracked: " + "; ".join(f"{k}: {v}" for k, v in executors.EXECUTORS.items())
+                          + " (default local; ray needs pip install -e \".[cluster]\")")
+    run.add_argument("--address", metavar="HOST:PORT",
+                     help="with --executor ray: the cluster's address as `ray start --head` prints it, "
+                          "ray://HOST:PORT for Ray Client, or auto (RAY_ADDRESS or the cluster started on this machine)")
     run.add_argument("--results", required=True, metavar="DIR", help="where results go")
     run.add_argument("--name", help="result folder name (default: tracker, plus _b<budget>)")
     run.add_argument("--nanotrack-dir", metavar="PATH",
@@ -201,10 +209,16 @@ def _raise_interrupt(signum, frame):
 
 
 def cmd_run(args):
-    from . import runner, trackers
+    from . import executors, runner, trackers
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise EvalError("--workers must be at least 1")
+    if args.address is not None and args.executor != "ray":
+        raise EvalError("--address applies to --executor ray only")
+    on_ray = args.executor == "ray"
+    # Ray first: a missing package or a malformed address fails before any tracker is built.
+    executor = executors.make(args.executor, workers=args.workers, threads=args.threads, address=args.address)
+    workers = args.workers or 1
     if args.tracker in trackers.PEERS and (args.budget is not None or args.model):
         print(f"track-eval: note: --budget/--model do not apply to {args.tracker}; ignored",
               file=sys.stderr)
@@ -218,11 +232,16 @@ def cmd_run(args):
         except ValueError as e:
             raise EvalError(str(e)) from None
     threads = args.threads
-    if threads is None and args.workers > 1:
+    if threads is None and on_ray:
+        threads = 1  # each Ray task holds one CPU
+    elif threads is None and workers > 1:
         # Each worker's torch would otherwise start one thread per core: K workers would run
         # K threads per core, which contend instead of adding speed.
-        threads = max(1, (os.cpu_count() or 1) // args.workers)
-    factory = trackers.make_factory(args.tracker, budget=args.budget, model=args.model,
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    model = args.model
+    if on_ray and model and Path(model).exists():
+        model = str(Path(model).absolute())  # Ray workers may start in another directory
+    factory = trackers.make_factory(args.tracker, budget=args.budget, model=model,
                                     threads=threads, nanotrack_dir=args.nanotrack_dir, params=params)
     sequences = _load(args)
     if args.sequences:
@@ -242,8 +261,9 @@ def cmd_run(args):
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.perf_counter()
     try:
-        outcomes = runner.run(factory, sequences, out_dir, workers=args.workers,
-                              max_frames=args.max_frames, progress=not args.no_progress)
+        with executor:  # connects to Ray (and puts this handler back after ray.init replaced it)
+            outcomes = runner.run(factory, sequences, out_dir, max_frames=args.max_frames,
+                                  progress=not args.no_progress, executor=executor)
     except KeyboardInterrupt:
         done = sum(runner.is_complete(out_dir, s.name) for s in sequences)
         print(f"\ntrack-eval: interrupted: {done}/{len(sequences)} sequences complete in "

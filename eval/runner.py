@@ -117,30 +117,46 @@ def _count_frame(i):
             _counter.value += _PROGRESS_EVERY
 
 
+def result_texts(factory, sequence, max_frames=None, on_frame=None):
+    """The contents of one sequence's two result files, (boxes, times), from a fresh tracker.
+    Apart from writing them, so that an executor can track on one machine and write on another."""
+    boxes, times = track_sequence(factory(), sequence, max_frames, on_frame)
+    return format_boxes(boxes), "".join(f"{t:.6f}\n" for t in times)
+
+
+def write_result(out_dir, name, texts):
+    box_path, time_path = result_paths(out_dir, name)
+    # Time file first: the box file is the completion marker that resume looks for.
+    write_atomic(time_path, texts[1])
+    write_atomic(box_path, texts[0])
+
+
+def failure(name, error, seconds=0.0):
+    """A failed outcome whose error is one line, even for cv2.error."""
+    last = " ".join(traceback.format_exception_only(type(error), error)[-1].split())
+    return SequenceOutcome(name, "failed", 0, seconds, last)
+
+
 def run_one(factory, sequence, out_dir, max_frames=None, on_frame=None):
     """Track one sequence and write its files; errors are returned, never raised, so one bad
     sequence does not stop the others."""
-    box_path, time_path = result_paths(out_dir, sequence.name)
     start = time.perf_counter()
     try:
-        tracker = factory()
-        boxes, times = track_sequence(tracker, sequence, max_frames, on_frame)
-        # Time file first: the box file is the completion marker that resume looks for.
-        write_atomic(time_path, "".join(f"{t:.6f}\n" for t in times))
-        write_atomic(box_path, format_boxes(boxes))
+        texts = result_texts(factory, sequence, max_frames, on_frame)
+        write_result(out_dir, sequence.name, texts)
     except Exception as e:  # noqa: BLE001 - any tracker failure is reported per sequence
-        last = " ".join(traceback.format_exception_only(type(e), e)[-1].split())  # one line, even for cv2.error
-        return SequenceOutcome(sequence.name, "failed", 0, time.perf_counter() - start, last)
-    return SequenceOutcome(sequence.name, "done", len(boxes), time.perf_counter() - start)
+        return failure(sequence.name, e, time.perf_counter() - start)
+    return SequenceOutcome(sequence.name, "done", texts[0].count("\n"), time.perf_counter() - start)
 
 
 def run(factory, sequences, out_dir, workers=1, max_frames=None, progress=True,
-        start_method="spawn"):
+        start_method="spawn", executor=None):
     """Track every sequence not yet complete in out_dir; returns a list of SequenceOutcome.
 
-    workers=1 runs in this process; more use worker processes (spawn by default: safe with
-    torch and OpenCV thread pools). KeyboardInterrupt stops the workers and propagates;
-    finished sequences stay on disk.
+    The sequences to track go to `executor` (eval.executors: anything with
+    run(factory, sequences, out_dir, max_frames, bar) -> outcomes), by default a LocalPool of
+    `workers` processes. KeyboardInterrupt stops the workers and propagates; finished sequences
+    stay on disk.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,18 +169,36 @@ def run(factory, sequences, out_dir, workers=1, max_frames=None, progress=True,
     outcomes = [SequenceOutcome(s.name, "skipped") for s in sequences if s.name in done]
     todo = [s for s in sequences if s.name not in done]
     bar = _Progress(sum(wanted(s) for s in todo), len(todo), len(outcomes), progress)
+    executor = executor or LocalPool(workers, start_method)
     try:
-        if workers <= 1 or len(todo) <= 1:
-            for seq in todo:
-                outcome = run_one(factory, seq, out_dir, max_frames, lambda i: bar.add(1))
-                outcomes.append(outcome)
-                bar.sequence_done(outcome)
-        else:
-            outcomes.extend(_run_pool(factory, todo, out_dir, workers, max_frames, bar,
-                                      start_method))
+        outcomes.extend(executor.run(factory, todo, out_dir, max_frames, bar))
     finally:
         bar.close()
     return outcomes
+
+
+class LocalPool:
+    """The default executor: this process (workers=1) or worker processes (spawn by default:
+    safe with torch and OpenCV thread pools)."""
+
+    def __init__(self, workers=1, start_method="spawn"):
+        self.workers, self.start_method = workers, start_method
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, factory, todo, out_dir, max_frames, bar):
+        if self.workers > 1 and len(todo) > 1:
+            return _run_pool(factory, todo, out_dir, self.workers, max_frames, bar, self.start_method)
+        outcomes = []
+        for seq in todo:
+            outcome = run_one(factory, seq, out_dir, max_frames, lambda i: bar.add(1))
+            outcomes.append(outcome)
+            bar.sequence_done(outcome)
+        return outcomes
 
 
 def _worker_init(counter):
