@@ -10,7 +10,8 @@ Per (strategy, budget, seed): the search then the fine-tuning of
 <work>/<strategy>/bXXX/sN, then validation loss and peak-within-8px on
 ``--eval-batches`` held-out batches (the data's val split), appended to
 <work>/results.jsonl. With ``--eval-root``, also tracking AUC / P@20 via
-``track-eval run`` + ``score`` for each tracker in ``--trackers``. The FP
+``track-eval run`` + ``score`` for each tracker in ``--trackers`` (on a Ray
+cluster with ``--eval-executor ray --eval-address HOST:PORT``). The FP
 reference is the teacher itself (no fine-tuning); all-binary is fine-tuned
 like the rest. Finished rows are skipped, and every stage resumes, so the
 command can be rerun after a kill. Prints a Markdown table (mean ± std over
@@ -24,6 +25,7 @@ all strategies x 3 budgets x 3 random seeds is about 8 hours. Start with
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -34,7 +36,7 @@ import numpy as np
 
 from mixbin.pipeline import FinetuneJob, PipelineError, SearchJob, fixed_batches, run_finetune, run_search
 from mixbin.strategies import NEEDS_BUDGET, STRATEGIES
-from tracker.cli_common import Parser, run_cli
+from tracker.cli_common import CLIError, Parser, run_cli
 
 METRICS = ("val_peak8", "val_loss", "auc", "p20")
 
@@ -63,6 +65,24 @@ def validate_checkpoint(path: Path, data: str, batches: int, batch_size: int) ->
     return validate(model, loader, PairTask(), batches)
 
 
+def check_executor(args) -> None:
+    """Before hours of search: track-eval would refuse these only when the first evaluation starts."""
+    if args.eval_address and args.eval_executor != "ray":
+        raise CLIError("--eval-address applies to --eval-executor ray only")
+    if args.eval_executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise CLIError("--eval-executor ray needs the ray package: pip install -e \".[cluster]\"")
+
+
+def executor_args(args) -> list[str]:
+    """Where track-eval run tracks: --eval-executor / --eval-address / --eval-workers passed through as given."""
+    out = ["--executor", args.eval_executor]
+    if args.eval_address:
+        out += ["--address", args.eval_address]
+    if args.eval_workers is not None:
+        out += ["--workers", str(args.eval_workers)]
+    return out
+
+
 def track_eval(path: Path, name: str, args) -> dict:
     """AUC / P@20 of each tracker in ``--trackers`` with this checkpoint (track-eval run + score)."""
     out = {}
@@ -71,7 +91,7 @@ def track_eval(path: Path, name: str, args) -> dict:
         run_name = f"{name}-{tracker}"
         subprocess.run(["track-eval", "run", "--dataset", args.eval_dataset, "--root", args.eval_root, "--tracker", tracker,
                         "--model", str(path), "--results", str(results), "--name", run_name, "--no-progress",
-                        "--workers", str(args.eval_workers)], check=True)
+                        *executor_args(args)], check=True)
         r = subprocess.run(["track-eval", "score", "--dataset", args.eval_dataset, "--anno", args.eval_root,
                             "--results", str(results), "--trackers", run_name, "--json"],
                            check=True, capture_output=True, text=True)
@@ -200,10 +220,16 @@ def bench(argv=None) -> None:
     p.add_argument("--work", default="runs/bench")
     p.add_argument("--eval-root", help="tracking sequences for track-eval (e.g. ../shared/data/sequences)")
     p.add_argument("--eval-dataset", default="folder")
-    p.add_argument("--eval-workers", type=int, default=1)
+    p.add_argument("--eval-workers", type=int,
+                   help="track-eval run --workers (default: its own, 1 process locally, the whole cluster on Ray)")
+    p.add_argument("--eval-executor", choices=["local", "ray"], default="local",
+                   help="track-eval run --executor: ray sends the tracking jobs to a Ray cluster")
+    p.add_argument("--eval-address", metavar="HOST:PORT",
+                   help="track-eval run --address: the Ray cluster (default: a Ray instance started per run)")
     p.add_argument("--trackers", nargs="+", default=["siamfc", "dimp"])
     p.add_argument("--table-only", action="store_true", help="just print the table of what is done")
     args = p.parse_args(argv)
+    check_executor(args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results = work / "results.jsonl"
