@@ -84,6 +84,8 @@ def build_parser():
     run.add_argument("--tracker", required=True, choices=trackers.names(), metavar="NAME",
                      help=trackers.describe())
     run.add_argument("--budget", type=float, help="our trackers: FLOP budget of the B2NN backbone")
+    run.add_argument("--backbone", metavar="NAME", help="our trackers: zoo family the budget picks from, e.g. b2net "
+                                                         "(default: the zoo's default_backbone)")
     run.add_argument("--model", metavar="CKPT", help="our trackers: checkpoint to load")
     run.add_argument("--threads", type=int,
                      help="our trackers: threads per tracker (default: the CPU cores shared among --workers, "
@@ -219,8 +221,8 @@ def cmd_run(args):
     # Ray first: a missing package or a malformed address fails before any tracker is built.
     executor = executors.make(args.executor, workers=args.workers, threads=args.threads, address=args.address)
     workers = args.workers or 1
-    if args.tracker in trackers.PEERS and (args.budget is not None or args.model):
-        print(f"track-eval: note: --budget/--model do not apply to {args.tracker}; ignored",
+    if args.tracker in trackers.PEERS and (args.budget is not None or args.model or args.backbone):
+        print(f"track-eval: note: --budget/--model/--backbone do not apply to {args.tracker}; ignored",
               file=sys.stderr)
     params = None
     if args.param:
@@ -242,7 +244,8 @@ def cmd_run(args):
     if on_ray and model and Path(model).exists():
         model = str(Path(model).absolute())  # Ray workers may start in another directory
     factory = trackers.make_factory(args.tracker, budget=args.budget, model=model,
-                                    threads=threads, nanotrack_dir=args.nanotrack_dir, params=params)
+                                    threads=threads, nanotrack_dir=args.nanotrack_dir, params=params,
+                                    backbone=args.backbone)
     sequences = _load(args)
     if args.sequences:
         from .names import match_names
@@ -256,7 +259,7 @@ def cmd_run(args):
     for s in sequences:
         if not s.frames:
             raise EvalError(f"{args.root} holds annotations only; `run` needs the frames")
-    label = args.name or trackers.default_label(args.tracker, args.budget)
+    label = args.name or trackers.default_label(args.tracker, args.budget, args.backbone)
     out_dir = Path(args.results) / label / args.dataset
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.perf_counter()

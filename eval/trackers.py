@@ -51,10 +51,10 @@ def _peer(name, nanotrack_dir=None):
     return PEERS[name].make()
 
 
-def _ours(name, budget=None, model=None, threads=None, params=None):
+def _ours(name, budget=None, model=None, threads=None, params=None, backbone=None):
     from tracker.api import create_tracker
 
-    return create_tracker(name, budget=budget, model=model, threads=threads, **(params or {}))
+    return create_tracker(name, budget=budget, model=model, threads=threads, backbone=backbone, **(params or {}))
 
 
 def check_ours_available():
@@ -65,7 +65,7 @@ def check_ours_available():
                         f"({type(e).__name__}: {e})") from None
 
 
-def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None, params=None):
+def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None, params=None, backbone=None):
     """A picklable zero-argument callable building a fresh tracker `name` (checked here, so that
     a missing dependency fails once, before any worker starts)."""
     if name in PEERS:
@@ -84,7 +84,7 @@ def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None
         return factory
     if name in ours():
         check_ours_available()
-        factory = partial(_ours, name, budget, model, threads, params)
+        factory = partial(_ours, name, budget, model, threads, params, backbone)
         # One build here turns a missing checkpoint or a bad budget into one clear error
         # instead of the same failure in every sequence.
         try:
@@ -95,7 +95,8 @@ def make_factory(name, budget=None, model=None, threads=None, nanotrack_dir=None
     raise EvalError(f"unknown tracker {name!r} (choose from {', '.join(names())})")
 
 
-def default_label(name, budget=None):
-    """Result folder name: budgets get their own folder so runs at different budgets never
-    resume into each other."""
+def default_label(name, budget=None, backbone=None):
+    """Result folder name: budgets (and zoo families) get their own folder so runs at different
+    budgets never resume into each other."""
+    name = name if backbone is None else f"{name}_{backbone}"
     return name if budget is None else f"{name}_b{budget:g}"

@@ -276,6 +276,8 @@ CASES = [
          write("m.pt", RANDOM), absent=("results/siamfc/otb/Alpha.txt",)),
     Case("run-budget-out-of-range", "track-eval", [*RUN, "--tracker", "siamfc", "--budget", "1.5"], "(0, 1]",
          absent=("results",)),
+    Case("run-backbone-not-in-zoo", "track-eval", [*RUN, "--tracker", "siamfc", "--backbone", "nonesuch"],
+         "no zoo model with backbone 'nonesuch'", absent=("results",)),
     Case("run-results-under-a-file", "track-eval", [*RUN, "--tracker", "csrt", "--results",
                                                     "{d}/afile/results"], "afile", A_FILE),
     Case("run-results-read-only", "track-eval", [*RUN, "--tracker", "csrt", "--results", "{d}/ro/results"],
