@@ -23,6 +23,7 @@ import test_track_window as win_kit
 from test_track_window import display  # noqa: F401  (fixture: an Xvfb screen)
 from test_tracker_kit import TINY, make_patch, synthetic_sequence, texture, write_video
 from tests.helpers.threads import one_thread  # noqa: F401  (autouse fixture)
+from tests.helpers.track_cli import run_track as track
 from tracker import api, cli, crops, video
 from tracker.api import create_tracker
 from tracker.model import SiamNet
@@ -136,20 +137,6 @@ def test_track_many_and_the_multi_tracker_interface(tiny_model):
 
 
 # -- the track CLI -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def headless(monkeypatch):
-    for k in ("DISPLAY", "WAYLAND_DISPLAY"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-
-
-def track(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):

@@ -13,6 +13,7 @@ import torch
 
 from backbones import Spec
 from test_tracker_kit import TINY, FakeCapture, synthetic_sequence, write_video
+from tests.helpers.track_cli import run_track as run
 from tracker import cli, video
 from tracker.model import SiamNet
 from tracker.zoo import save_model
@@ -42,18 +43,7 @@ def assets(tmp_path_factory):
             "frames": frames, "init": ",".join(str(int(v)) for v in gt[0]), "budget_bin": half.budget}
 
 
-@pytest.fixture(autouse=True)
-def headless(monkeypatch):
-    for k in ("DISPLAY", "WAYLAND_DISPLAY"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
+pytestmark = pytest.mark.usefixtures("headless")  # tests/conftest.py
 
 
 def base(a, *extra):
