@@ -299,18 +299,7 @@ def _select_two_boxes(env, model, clip, out) -> tuple[int, str, str]:
         win_kit.press(env, win, "Escape")
         win_kit.wait_for(lambda: len(win_kit.read_boxes(out.with_name("boxes_1.txt"))) > 0 or proc.poll() is not None,
                          timeout=60)
-        for _ in range(10):  # q quits; the clip may also have ended by now (the tiny model is fast)
-            if proc.poll() is not None:
-                break
-            ids = win_kit.xdo(env, "search", "--onlyvisible", "--name", "^track$").split()
-            if ids:
-                win_kit.press(env, ids[-1], "q")
-            try:
-                proc.wait(timeout=3)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = win_kit.quit_track(env, proc)  # the clip may have ended by now (the tiny model is fast)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -105,6 +105,22 @@ def near_size(boxes: np.ndarray, w: float, h: float) -> np.ndarray:
     return np.nonzero((np.abs(boxes[:, 2] / w - 1) < 0.15) & (np.abs(boxes[:, 3] / h - 1) < 0.15))[0]
 
 
+def quit_track(env, proc, win: str | None = None) -> tuple[str, str]:
+    """Press q in track's window (``win``, else whichever is visible) until the process ends, which
+    it may have done already; its stdout and stderr."""
+    for _ in range(10):
+        if proc.poll() is not None:
+            break
+        for w in [win] if win else xdo(env, "search", "--onlyvisible", "--name", "^track$").split()[-1:]:
+            press(env, w, "q")
+        try:
+            proc.wait(timeout=3)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    return proc.communicate(timeout=60)
+
+
 def wait_for(condition, timeout: float) -> bool:
     end = time.time() + timeout
     while time.time() < end:
@@ -152,14 +168,7 @@ def test_select_reselect_and_quit_in_a_real_window(display, tmp_path):
             raise AssertionError("the re-selected 90x40 box never reached the output")
         # 3. q ends the run cleanly, with every box so far written.
         win, _, _ = wait_window(env, "^track$", proc)
-        for _ in range(10):
-            press(env, win, "q")
-            try:
-                proc.wait(timeout=3)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = quit_track(env, proc, win)
     finally:
         if proc.poll() is None:
             proc.kill()
