@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import kernels
+from .b2net import DownUnit, ResidualUnit
 from .kernels import bits
 from .registry import create_backbone
 from .units import ConvUnit
@@ -110,6 +111,61 @@ class FoldedConv(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, s={self.stride}, "
                 f"p={self.padding}, g={self.groups}, fp (BN folded), {self.layout}")
+
+
+class PackedResidualUnit(nn.Module):
+    """A b2net residual block, crop(x + PReLU(unit(x))), with a binary unit: one kernel call.
+
+    The block crops ``p`` pixels (its unit's padding) off every side, so the
+    kept outputs never read the padding: they are the unpadded conv's outputs,
+    and the kept shortcut is a view of x. PReLU and the add run in the
+    kernel's epilogue, in torch's order and rounding (the same floats as the
+    unfused block), instead of three more passes over the feature map.
+    """
+
+    def __init__(self, conv: PackedBinaryConv, act: nn.PReLU):
+        super().__init__()
+        if conv.stride != 1 or conv.kernel_size != 2 * conv.padding + 1 or conv.in_channels != conv.out_channels:
+            raise ValueError("a fused residual unit needs a 'same' stride-1 conv from C to C channels")
+        self.conv, self.act = conv, act
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, p = self.conv, self.conv.padding
+        keep = x[:, :, p:x.shape[2] - p, p:x.shape[3] - p]
+        return kernels.binary_conv2d(x, c.packed_weights(), c.threshold, c.scale, c.bias, stride=1, padding=0,
+                                     layout=c.layout, prelu=self.act.weight, residual=keep)
+
+
+class PackedDownUnit(nn.Module):
+    """A b2net stride-2 block, PReLU(unit(x)) + shortcut(avg_pool(x)), with a binary unit: the
+    shortcut first, then one kernel call whose epilogue applies PReLU and adds it."""
+
+    def __init__(self, conv: PackedBinaryConv, shortcut: nn.Module, act: nn.PReLU):
+        super().__init__()
+        self.conv, self.shortcut, self.act = conv, shortcut, act
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        r = self.shortcut(F.avg_pool2d(x, 2, 2, ceil_mode=True))
+        return kernels.binary_conv2d(x, c.packed_weights(), c.threshold, c.scale, c.bias, stride=c.stride,
+                                     padding=c.padding, layout=c.layout, prelu=self.act.weight, residual=r)
+
+
+def fuse_blocks(model: nn.Module) -> int:
+    """Swap b2net blocks whose conv runs on the packed kernel for their fused twins (same
+    parameter names, so state dicts are unchanged). Returns how many were fused."""
+    fused = 0
+    for name, m in list(model.named_modules()):
+        if isinstance(m, ResidualUnit) and isinstance(m.conv, PackedBinaryConv):
+            _replace(model, name, PackedResidualUnit(m.conv, m.act))
+        elif isinstance(m, DownUnit) and isinstance(m.conv, PackedBinaryConv):
+            _replace(model, name, PackedDownUnit(m.conv, m.shortcut, m.act))
+        else:
+            continue
+        fused += 1
+    return fused
 
 
 # ----------------------------------------------------------------- folding --
@@ -237,6 +293,7 @@ def export_backbone(backbone: nn.Module, layout: str = "nhwc") -> nn.Module:
     model = copy.deepcopy(backbone).eval()
     for name, unit in model.units().items():
         _replace(model, name, export_unit(unit, layout))
+    fuse_blocks(model)
     model.requires_grad_(False)
     model.b2_export = {"format": FORMAT, "backbone": getattr(backbone, "name", type(backbone).__name__),
                        "layout": layout, "modes": {n: u.mode for n, u in units.items()}}
@@ -276,6 +333,7 @@ def load_exported(source) -> nn.Module:
     leftover = [n for n, m in model.named_modules() if isinstance(m, ConvUnit)]
     if leftover:
         raise ValueError(f"exported file lacks unit(s): {', '.join(leftover)}")
+    fuse_blocks(model)
     model.load_state_dict(d["state"], strict=True)
     for m in exported_units(model).values():  # FP weights back to the layout they were exported in
         if isinstance(m, FoldedConv) and m.layout == "nhwc":

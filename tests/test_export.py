@@ -6,14 +6,15 @@ from conv-then-BN; the binary bits themselves are identical, see the
 per-unit test). BN running stats, affine parameters and in_shift are
 randomised so that thresholds, scales and biases are all non-trivial.
 """
+import copy
 import random
 
 import pytest
 import torch
 
 from backbones import create_backbone, kernels, list_backbones
-from backbones.export import (FoldedConv, PackedBinaryConv, export_backbone, export_unit, fold_input_threshold,
-                              load_exported, save_exported, storage_report)
+from backbones.export import (FoldedConv, PackedBinaryConv, PackedDownUnit, PackedResidualUnit, export_backbone,
+                              export_unit, fold_input_threshold, load_exported, save_exported, storage_report)
 from backbones.units import ConvUnit
 
 REL_TOL = 1e-5
@@ -131,6 +132,26 @@ def test_export_is_deterministic_and_roundtrips(tmp_path):
         assert torch.equal(loaded(x), a(x))
     kinds = {type(mod) for mod in loaded.modules()}
     assert PackedBinaryConv in kinds and FoldedConv in kinds and ConvUnit not in kinds
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_b2net_blocks_fuse_into_the_kernel_with_the_unfused_floats(tmp_path, layout):
+    m = built("b2net", "bin", seed=5)
+    fused = export_backbone(m, layout)
+    kinds = [type(mod) for mod in fused.modules()]
+    assert kinds.count(PackedResidualUnit) == 5 and kinds.count(PackedDownUnit) == 1
+    unfused = copy.deepcopy(m)  # the same units exported one by one, the blocks' torch forward kept
+    for name, unit in unfused.units().items():
+        parent, _, child = name.rpartition(".")
+        setattr(unfused.get_submodule(parent) if parent else unfused, child, export_unit(unit, layout))
+    x = torch.randn(2, 3, 95, 95)
+    with torch.no_grad():
+        want = unfused(x)
+        assert torch.equal(fused(x), want)  # PReLU and the adds in the epilogue: the same floats
+        save_exported(fused, tmp_path / "b2net.pt")
+        loaded = load_exported(tmp_path / "b2net.pt")
+        assert PackedResidualUnit in {type(mod) for mod in loaded.modules()}
+        assert torch.equal(loaded(x), want)
 
 
 def test_works_under_inference_mode_and_reloads():

@@ -97,6 +97,71 @@ def test_epilogue_matches_torch_bit_for_bit(path, isa):
         torch.testing.assert_close(got, want, rtol=0, atol=0)  # same two roundings as torch
 
 
+def torch_prelu_residual(x, wt, thr, scale, bias, s, p, g, slope, res):
+    """The unfused torch sequence a fused unit replaces: conv epilogue, F.prelu, then + residual."""
+    d = reference(torch.where(x >= thr.view(1, -1, 1, 1), 1.0, -1.0), wt, s, p, g)
+    y = d * scale.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+    y = y if slope is None else F.prelu(y, slope)
+    return y if res is None else res + y
+
+
+# (n, cin, cout, k, stride, pad, groups, h, w): residual units (cin = cout, the input
+# cropped by one pixel is the residual), a stride-2 unit, partial channel blocks.
+FUSED_SHAPES = [
+    (1, 64, 64, 3, 1, 0, 1, 13, 14),
+    (2, 128, 128, 3, 1, 0, 1, 10, 9),
+    (1, 64, 128, 3, 2, 1, 1, 11, 12),
+    (1, 40, 20, 3, 1, 1, 1, 9, 8),
+]
+
+
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512", "torch"])
+def test_fused_prelu_and_residual_equal_torch_bit_for_bit(path, isa):
+    if path == "torch":
+        before = kernels.kernel_path()
+        kernels.set_path("torch")
+    else:
+        if not PACKED:
+            pytest.skip(f"packed kernel not built: {kernels.load_error()}")
+        isa(path)
+    try:
+        for i, shape in enumerate(FUSED_SHAPES):
+            x, wt, s, p, g = case(shape, 200 + i)
+            x = x.contiguous(memory_format=torch.channels_last)
+            pw = kernels.PackedWeights.from_weight(wt, g)
+            cout = wt.shape[0]
+            gen = torch.Generator().manual_seed(i)
+            scale, bias = torch.rand(cout, generator=gen) + 0.01, torch.randn(cout, generator=gen)
+            thr = torch.randn(x.shape[1], generator=gen) * 0.3
+            slope = torch.randn(cout, generator=gen) * 0.3
+            ho, wo = kernels.output_hw(x.shape[2], x.shape[3], 3, 3, s, p)
+            if cout == x.shape[1] and p == 0:
+                residual = x[:, :, 1:-1, 1:-1]  # the crop of a padded residual unit, read in place
+            else:
+                residual = torch.randn(x.shape[0], cout, ho, wo, generator=gen)
+            for res in (residual, residual.contiguous(), None):
+                for sl in (slope, None):
+                    for layout in ("nhwc", "nchw"):
+                        got = kernels.binary_conv2d(x, pw, thr, scale, bias, stride=s, padding=p, layout=layout,
+                                                    prelu=sl, residual=res)
+                        want = torch_prelu_residual(x, wt, thr, scale, bias, s, p, g, sl, res)
+                        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    finally:
+        if path == "torch":
+            kernels.set_path(before)
+
+
+def test_fused_epilogue_rejects_mismatched_operands():
+    x, wt, s, p, g = case(FUSED_SHAPES[0], 0)
+    pw = kernels.PackedWeights.from_weight(wt, g)
+    with pytest.raises(ValueError, match="residual must have the output's shape"):
+        kernels.binary_conv2d(x, pw, padding=1, residual=x[:, :, 1:-1, 1:-1])
+    with pytest.raises(ValueError, match="prelu needs 64 slopes"):
+        kernels.binary_conv2d(x, pw, padding=1, prelu=torch.ones(3))
+    with pytest.raises(ValueError, match="raw=True"):
+        kernels.binary_conv2d(x, pw, padding=1, raw=True, prelu=torch.ones(64))
+
+
 @needs_packed
 def test_threads_split_work_without_changing_results():
     x, wt, s, p, g = case((2, 96, 80, 3, 1, 1, 2, 17, 15), 9)

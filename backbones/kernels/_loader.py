@@ -14,7 +14,7 @@ from pathlib import Path
 import torch  # noqa: F401  (must precede the CDLL below, see module doc)
 
 LIB_ENV = "B2TRACK_KERNEL_LIB"
-API_VERSION = 2  # b2k_version() of the C++ source this loader speaks to
+API_VERSION = 3  # b2k_version() of the C++ source this loader speaks to
 _HERE = Path(__file__).resolve().parent
 
 
@@ -53,6 +53,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "b2k_pack": (i32, [sp, p, p, p]),
         "b2k_conv_packed": (i32, [sp, p, p, p, p, p, p]),
         "b2k_conv": (i32, [sp, p, p, p, p, p, p, p]),
+        "b2k_conv_ex": (i32, [sp, p, p, p, p, p, p, p, p, p, p]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)

@@ -337,12 +337,22 @@ void pack_all(const Geo& q, const float* x, const float* thr, uint64_t* xp) {
 // --------------------------------------------------------------- epilogue --
 
 // Where the tile's outputs go; raw (int32 D) replaces the float epilogue when set.
+// The float epilogue is v = D*scale + bias, then optionally v = v > 0 ? v : slope*v
+// (PReLU) and v = v + res (a residual of the output's shape, read at its own
+// strides): each a separately rounded op, in torch's order, so a fused unit
+// gives the same floats as the unfused conv, PReLU and add.
 struct Out {
     float* out;
     int32_t* raw;
     const float* scale;
     const float* bias;
+    const float* slope = nullptr;
+    const float* res = nullptr;
+    const int64_t* rs = nullptr;  // residual element strides (n, c, h, w)
 };
+
+// The fast (vector) epilogues need the residual channel-contiguous like the output.
+inline bool res_contiguous(const Out& o) { return !o.res || o.rs[1] == 1; }
 
 // Writes up to 8 channels of one output pixel from their XOR popcounts:
 // D = K - 2 * popcount is the +-1 dot product.
@@ -356,7 +366,10 @@ inline void store_counts(const Geo& q, const Out& o, const uint64_t* cnt, int64_
             o.raw[at] = d;
         } else {
             const float t = (float)d * o.scale[c];
-            o.out[at] = t + o.bias[c];
+            float v = t + o.bias[c];
+            if (o.slope) v = v > 0.0f ? v : o.slope[c] * v;
+            if (o.res) v = v + o.res[n * o.rs[0] + c * o.rs[1] + oh * o.rs[2] + ow * o.rs[3]];
+            o.out[at] = v;
         }
     }
 }
@@ -466,10 +479,18 @@ B2K_T256 __attribute__((always_inline)) inline void tile_avx2_counts(const uint6
 }
 
 // Fast epilogue (channel-contiguous float output, a full block): the block's
-// 8 counts as int32, D = K - 2*count, D*scale + bias in two roundings (no FMA).
+// 8 counts as int32, D = K - 2*count, D*scale + bias in two roundings (no FMA),
+// then the optional PReLU and residual add of Out (each rounded on its own).
+struct Epi256 {
+    __m256 sc, bi, sl;
+    bool prelu;
+    const float* res;  // this tile's first residual pixel, or null
+    int64_t rstep;     // residual floats per output column
+};
+
 template <int P>
 B2K_T256 __attribute__((always_inline)) inline void store_avx2_fast(const __m256i (&acc)[P][2], __m256i kreal,
-                                                                    __m256 sc, __m256 bi, float* o, int64_t ostep) {
+                                                                    const Epi256& e, float* o, int64_t ostep) {
     const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // low dwords of the u64 lanes first
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
@@ -477,8 +498,14 @@ B2K_T256 __attribute__((always_inline)) inline void store_avx2_fast(const __m256
         const __m256i hi = _mm256_permutevar8x32_epi32(acc[p][1], even);
         const __m256i c = _mm256_permute2x128_si256(lo, hi, 0x20);
         const __m256i d = _mm256_sub_epi32(kreal, _mm256_add_epi32(c, c));
-        const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(d), sc);
-        _mm256_storeu_ps(o + p * ostep, _mm256_add_ps(t, bi));
+        const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(d), e.sc);
+        __m256 v = _mm256_add_ps(t, e.bi);
+        if (e.prelu) {
+            const __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
+            v = _mm256_blendv_ps(_mm256_mul_ps(e.sl, v), v, pos);
+        }
+        if (e.res) v = _mm256_add_ps(v, _mm256_loadu_ps(e.res + p * e.rstep));
+        _mm256_storeu_ps(o + p * ostep, v);
     }
 }
 
@@ -504,21 +531,29 @@ B2K_T256 void row_avx2(const Geo& q, const uint64_t* xp, const uint64_t* wblk, c
     for (int64_t b = b0; b < b1; ++b) {
         const uint64_t* wb = wblk + (g * q.cb + b) * q.K * LANES;
         const int64_t c_abs = g * q.cog + b * LANES;
-        const bool fast = !o.raw && q.os[1] == 1 && q.cog - b * LANES >= LANES;
-        const __m256 sc = fast ? _mm256_loadu_ps(o.scale + c_abs) : _mm256_setzero_ps();
-        const __m256 bi = fast ? _mm256_loadu_ps(o.bias + c_abs) : _mm256_setzero_ps();
+        const bool fast = !o.raw && q.os[1] == 1 && res_contiguous(o) && q.cog - b * LANES >= LANES;
+        Epi256 e{_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), o.slope != nullptr, nullptr,
+                 o.res ? o.rs[3] : 0};
+        if (fast) {
+            e.sc = _mm256_loadu_ps(o.scale + c_abs);
+            e.bi = _mm256_loadu_ps(o.bias + c_abs);
+            if (o.slope) e.sl = _mm256_loadu_ps(o.slope + c_abs);
+        }
         float* orow = fast ? o.out + n * q.os[0] + c_abs + oh * q.os[2] : nullptr;
+        const float* rrow = o.res ? o.res + n * o.rs[0] + c_abs + oh * o.rs[2] : nullptr;
         int64_t ow = 0;
         for (; ow + P <= q.wo; ow += P) {
             __m256i acc[P][2];
             tile_avx2_counts<P>(xrow + ow * pstep, pstep, off, q.K, wb, acc);
-            if (fast) store_avx2_fast<P>(acc, kreal, sc, bi, orow + ow * q.os[3], q.os[3]);
+            e.res = rrow ? rrow + ow * e.rstep : nullptr;
+            if (fast) store_avx2_fast<P>(acc, kreal, e, orow + ow * q.os[3], q.os[3]);
             else spill_avx2<P>(q, o, acc, P, b, g, n, oh, ow);
         }
         for (; ow < q.wo; ++ow) {  // leftover columns one at a time
             __m256i acc[1][2];
             tile_avx2_counts<1>(xrow + ow * pstep, pstep, off, q.K, wb, acc);
-            if (fast) store_avx2_fast<1>(acc, kreal, sc, bi, orow + ow * q.os[3], q.os[3]);
+            e.res = rrow ? rrow + ow * e.rstep : nullptr;
+            if (fast) store_avx2_fast<1>(acc, kreal, e, orow + ow * q.os[3], q.os[3]);
             else spill_avx2<1>(q, o, acc, 1, b, g, n, oh, ow);
         }
     }
@@ -560,24 +595,45 @@ B2K_T512 __attribute__((always_inline)) inline __m256i d_of(__m512i cnt, __m256i
 }
 
 // Fast epilogue: channel-contiguous output, all V blocks full. Two blocks
-// share one zmm of 16 floats; D*scale + bias is two roundings (no FMA).
+// share one zmm of 16 floats; D*scale + bias is two roundings (no FMA), then
+// the optional PReLU and residual add of Out, each rounded on its own.
+template <int V>
+struct Epi512 {
+    __m512 sc[(V + 1) / 2], bi[(V + 1) / 2], sl[(V + 1) / 2];
+    bool prelu;
+    const float* res;  // this tile's first residual pixel, or null
+    int64_t rstep;     // residual floats per output column
+};
+
+template <int V>
+B2K_T512 __attribute__((always_inline)) inline __m512 epilogue_512(__m512i d, const Epi512<V>& e, int h, __mmask16 m,
+                                                                   const float* res) {
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), e.sc[h]), e.bi[h]);
+    if (e.prelu) {
+        const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        v = _mm512_mask_blend_ps(pos, _mm512_mul_ps(e.sl[h], v), v);
+    }
+    if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
+    return v;
+}
+
 template <int P, int V>
 B2K_T512 __attribute__((always_inline)) inline void store_fast(const __m512i (&acc)[P][V], __m256i kreal,
-                                                               const __m512* sc, const __m512* bi, float* o,
-                                                               int64_t ostep) {
+                                                               const Epi512<V>& e, float* o, int64_t ostep) {
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
+        const float* r = e.res ? e.res + p * e.rstep : nullptr;
 #pragma GCC unroll 8
         for (int v = 0; v + 1 < V; v += 2) {
             const __m512i d = _mm512_inserti64x4(_mm512_castsi256_si512(d_of(acc[p][v], kreal)),
                                                  d_of(acc[p][v + 1], kreal), 1);
-            const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(d), sc[v / 2]);
-            _mm512_storeu_ps(o + p * ostep + v * LANES, _mm512_add_ps(t, bi[v / 2]));
+            _mm512_storeu_ps(o + p * ostep + v * LANES,
+                             epilogue_512<V>(d, e, v / 2, (__mmask16)0xFFFF, r ? r + v * LANES : nullptr));
         }
         if (V % 2) {
-            const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(d_of(acc[p][V - 1], kreal)),
-                                           _mm512_castps512_ps256(sc[V / 2]));
-            _mm256_storeu_ps(o + p * ostep + (V - 1) * LANES, _mm256_add_ps(t, _mm512_castps512_ps256(bi[V / 2])));
+            const __m512i d = _mm512_castsi256_si512(d_of(acc[p][V - 1], kreal));
+            const __m512 y = epilogue_512<V>(d, e, V / 2, (__mmask16)0xFF, r ? r + (V - 1) * LANES : nullptr);
+            _mm256_storeu_ps(o + p * ostep + (V - 1) * LANES, _mm512_castps512_ps256(y));
         }
     }
 }
@@ -599,28 +655,35 @@ B2K_T512 void row_512_v(const Geo& q, const Out& o, const uint64_t* xrow, int64_
                         const uint64_t* wb, int64_t b, int64_t g, int64_t n, int64_t oh) {
     constexpr int P = V <= 2 ? 8 : 6;  // accumulators + weights stay within 32 zmm
     const int64_t c_abs = g * q.cog + b * LANES;
-    const bool fast = !o.raw && q.os[1] == 1 && q.cog - b * LANES >= V * LANES;
-    __m512 sc[(V + 1) / 2], bi[(V + 1) / 2];
-    const __m256i kreal = _mm256_set1_epi32((int)q.kreal);
+    const bool fast = !o.raw && q.os[1] == 1 && res_contiguous(o) && q.cog - b * LANES >= V * LANES;
+    Epi512<V> e;
+    e.prelu = o.slope != nullptr;
+    e.rstep = o.res ? o.rs[3] : 0;
+    e.res = nullptr;
     if (fast)
         for (int v = 0; v < (V + 1) / 2; ++v) {
             const int n_ch = std::min(16, (V - 2 * v) * LANES);
             const __mmask16 m = n_ch == 16 ? (__mmask16)0xFFFF : (__mmask16)0xFF;
-            sc[v] = _mm512_maskz_loadu_ps(m, o.scale + c_abs + 16 * v);
-            bi[v] = _mm512_maskz_loadu_ps(m, o.bias + c_abs + 16 * v);
+            e.sc[v] = _mm512_maskz_loadu_ps(m, o.scale + c_abs + 16 * v);
+            e.bi[v] = _mm512_maskz_loadu_ps(m, o.bias + c_abs + 16 * v);
+            e.sl[v] = o.slope ? _mm512_maskz_loadu_ps(m, o.slope + c_abs + 16 * v) : _mm512_setzero_ps();
         }
+    const __m256i kreal = _mm256_set1_epi32((int)q.kreal);
     float* orow = o.out + n * q.os[0] + c_abs + oh * q.os[2];
+    const float* rrow = o.res ? o.res + n * o.rs[0] + c_abs + oh * o.rs[2] : nullptr;
     int64_t ow = 0;
     for (; ow + P <= q.wo; ow += P) {
         __m512i acc[P][V];
         tile_512_counts<P, V>(xrow + ow * pstep, pstep, off, q.K, wb, acc);
-        if (fast) store_fast<P, V>(acc, kreal, sc, bi, orow + ow * q.os[3], q.os[3]);
+        e.res = rrow ? rrow + ow * e.rstep : nullptr;
+        if (fast) store_fast<P, V>(acc, kreal, e, orow + ow * q.os[3], q.os[3]);
         else spill_general<P, V>(q, o, acc, b, g, n, oh, ow);
     }
     for (; ow < q.wo; ++ow) {  // leftover columns one at a time
         __m512i acc[1][V];
         tile_512_counts<1, V>(xrow + ow * pstep, pstep, off, q.K, wb, acc);
-        if (fast) store_fast<1, V>(acc, kreal, sc, bi, orow + ow * q.os[3], q.os[3]);
+        e.res = rrow ? rrow + ow * e.rstep : nullptr;
+        if (fast) store_fast<1, V>(acc, kreal, e, orow + ow * q.os[3], q.os[3]);
         else spill_general<1, V>(q, o, acc, b, g, n, oh, ow);
     }
 }
@@ -740,7 +803,7 @@ bool valid_shape(const b2k_shape* sh) {
 
 extern "C" {
 
-B2K_API int b2k_version(void) { return 2; }
+B2K_API int b2k_version(void) { return 3; }
 
 B2K_API const char* b2k_isa(void) { return ISA_NAMES[g_isa]; }
 
@@ -808,9 +871,12 @@ B2K_API int b2k_conv_packed(const b2k_shape* sh, const uint64_t* xp, const uint6
 }
 
 // Threshold + pack + conv in one call; the packed buffer is reused per thread.
-B2K_API int b2k_conv(const b2k_shape* sh, const float* x, const float* thr, const uint64_t* wblk, const float* scale,
-             const float* bias, float* out, int32_t* raw) {
-    if (!valid_shape(sh)) return -1;
+// slope (PReLU, per output channel) and res (a float tensor of the output's
+// logical shape at element strides rs) may be NULL; both are ignored for raw.
+B2K_API int b2k_conv_ex(const b2k_shape* sh, const float* x, const float* thr, const uint64_t* wblk,
+                        const float* scale, const float* bias, const float* slope, const float* res,
+                        const int64_t* rs, float* out, int32_t* raw) {
+    if (!valid_shape(sh) || (res && !rs)) return -1;
     Geo q = make_geo(sh);
     thread_local std::vector<uint64_t> buf;
     const size_t need = (size_t)(q.n * q.hp * q.wp * q.gw);
@@ -825,8 +891,18 @@ B2K_API int b2k_conv(const b2k_shape* sh, const float* x, const float* thr, cons
         xp = ebuf.data();
     }
     Out o{out, raw, scale, bias};
+    if (!raw) {
+        o.slope = slope;
+        o.res = res;
+        o.rs = rs;
+    }
     conv_packed(q, xp, wblk, o);
     return 0;
+}
+
+B2K_API int b2k_conv(const b2k_shape* sh, const float* x, const float* thr, const uint64_t* wblk, const float* scale,
+             const float* bias, float* out, int32_t* raw) {
+    return b2k_conv_ex(sh, x, thr, wblk, scale, bias, nullptr, nullptr, nullptr, out, raw);
 }
 
 }  // extern "C"

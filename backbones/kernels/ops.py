@@ -97,28 +97,46 @@ def _empty_out(x, pw, stride, padding, layout, raw):
 
 def binary_conv2d(x: torch.Tensor, weights: PackedWeights, threshold: torch.Tensor | None = None,
                   scale: torch.Tensor | None = None, bias: torch.Tensor | None = None, stride: int = 1,
-                  padding: int = 0, layout: str = "nchw", raw: bool = False) -> torch.Tensor:
+                  padding: int = 0, layout: str = "nchw", raw: bool = False, prelu: torch.Tensor | None = None,
+                  residual: torch.Tensor | None = None) -> torch.Tensor:
     """Binary conv: bit = x >= threshold[c] (0 if None), +1 padding, then D*scale + bias.
 
     raw=True returns the int32 D = K − 2·popcount instead (scale/bias unused).
     layout picks the output memory format ('nhwc' = torch.channels_last).
     Any input strides are read in place (channels-last and cropped views included).
+
+    The float output can carry a fused epilogue: ``prelu`` (per-channel slopes)
+    gives torch's PReLU of it, then ``residual`` (any float tensor of the output's
+    shape, e.g. a cropped view of the input) is added: the same floats as
+    ``prelu(conv) + residual`` in torch, without the two extra passes over memory.
     """
     x = _check(x, weights, stride, padding)
     cout = weights.out_channels
     if not raw:
         scale = torch.ones(cout) if scale is None else scale.float().contiguous()
         bias = torch.zeros(cout) if bias is None else bias.float().contiguous()
+    elif prelu is not None or residual is not None:
+        raise ValueError("prelu and residual apply to the float output, not raw=True")
+    slope = None if prelu is None else prelu.float().contiguous()
+    if slope is not None and slope.shape != (cout,):
+        raise ValueError(f"prelu needs {cout} slopes, got shape {tuple(slope.shape)}")
+    if residual is not None:
+        ho, wo = output_hw(x.shape[2], x.shape[3], weights.kh, weights.kw, stride, padding)
+        if tuple(residual.shape) != (x.shape[0], cout, ho, wo):
+            raise ValueError(f"residual must have the output's shape {(x.shape[0], cout, ho, wo)}, "
+                             f"got {tuple(residual.shape)}")
+        residual = residual if residual.dtype == torch.float32 else residual.float()
     thr = None if threshold is None else threshold.float().contiguous()
     if dispatch.kernel_path() == "torch":
         from .reference import binary_conv2d_torch
-        return binary_conv2d_torch(x, weights, thr, scale, bias, stride, padding, layout, raw)
+        return binary_conv2d_torch(x, weights, thr, scale, bias, stride, padding, layout, raw, slope, residual)
     out = _empty_out(x, weights, stride, padding, layout, raw)
     lib = dispatch.library()
     dispatch.sync_threads()
     sh = _shape(x, weights, stride, padding, out)
-    rc = lib.b2k_conv(ctypes.byref(sh), _ptr(x), _ptr(thr), _ptr(weights.blocked), _ptr(scale), _ptr(bias),
-                      None if raw else _ptr(out), _ptr(out) if raw else None)
+    rs = None if residual is None else (ctypes.c_int64 * 4)(*residual.stride())
+    rc = lib.b2k_conv_ex(ctypes.byref(sh), _ptr(x), _ptr(thr), _ptr(weights.blocked), _ptr(scale), _ptr(bias),
+                         _ptr(slope), _ptr(residual), rs, None if raw else _ptr(out), _ptr(out) if raw else None)
     if rc:
         raise RuntimeError(f"b2k_conv rejected shape {tuple(x.shape)} with {weights.kh}x{weights.kw} kernel")
     return out

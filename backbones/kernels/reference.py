@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 
-def binary_conv2d_torch(x, weights, threshold, scale, bias, stride, padding, layout, raw):
+def binary_conv2d_torch(x, weights, threshold, scale, bias, stride, padding, layout, raw, prelu=None, residual=None):
     thr = torch.zeros(x.shape[1]) if threshold is None else threshold
     xs = torch.where(x >= thr.view(1, -1, 1, 1), 1.0, -1.0)
     if padding:
@@ -20,4 +20,8 @@ def binary_conv2d_torch(x, weights, threshold, scale, bias, stride, padding, lay
     if raw:
         return d.round().to(torch.int32).contiguous(memory_format=fmt)
     out = d * scale.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+    if prelu is not None:
+        out = F.prelu(out, prelu)
+    if residual is not None:
+        out = out + residual
     return out.contiguous(memory_format=fmt)
