@@ -45,10 +45,11 @@ def scale_crops(img: np.ndarray, center, extents, out_size: int, pad=None) -> np
 
 
 def to_tensor_batch(crops: np.ndarray):
-    """(S,H,W,3) uint8 BGR -> (S,3,H,W) float tensor in 0..255 (what SiamNet.embed takes).
+    """(S,H,W,3) uint8 BGR -> (S,3,H,W) uint8 tensor in 0..255 (what SiamNet.embed takes).
 
     A permuted view, i.e. channels-last memory: what the packed kernels and
-    oneDNN convolutions prefer, without a copy.
+    oneDNN convolutions prefer, without a copy; SiamNet.normalise turns it
+    into floats in one table lookup.
     """
     import torch
-    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)

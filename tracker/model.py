@@ -1,6 +1,8 @@
 """SiamFC network: a B2NN backbone shared by both branches and an FP xcorr head."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -54,14 +56,32 @@ class SiamNet(nn.Module):
         self.head = XCorrHead()
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+        self._table = None  # normalise's uint8 lookup table, built on first use
 
     @property
     def stride(self) -> int:
         return self.backbone.stride
 
+    def normalise(self, img: torch.Tensor) -> torch.Tensor:
+        """(img - mean) / std in float32, keeping img's memory format.
+
+        A channels-last uint8 batch (what the tracker's crops are) goes through a
+        256-entry table per channel built with the same two float ops: the same
+        floats in one pass instead of three (convert, subtract, divide)."""
+        if img.dtype == torch.uint8 and img.dim() == 4 and img.shape[1] == 3 and not img.requires_grad \
+                and img.permute(0, 2, 3, 1).is_contiguous():
+            if self._table is None:
+                self._table = ((torch.arange(256, dtype=torch.float32).view(256, 1) - self.mean.view(1, 3))
+                               / self.std.view(1, 3)).numpy().reshape(256, 1, 3)
+            table = self._table
+            hwc = img.permute(0, 2, 3, 1).numpy()
+            out = np.stack([cv2.LUT(im, table) for im in hwc]) if len(hwc) != 1 else cv2.LUT(hwc[0], table)[None]
+            return torch.from_numpy(out).permute(0, 3, 1, 2)
+        return (img.float() - self.mean) / self.std
+
     def embed(self, img: torch.Tensor) -> torch.Tensor:
         """Features of BGR images given as (B,3,H,W) floats or uint8 in 0..255."""
-        return self.backbone((img.float() - self.mean) / self.std)
+        return self.backbone(self.normalise(img))
 
     def forward(self, z_img: torch.Tensor, x_img: torch.Tensor, x_more: torch.Tensor | None = None):
         """The Siamese response of exemplars over search images. With ``x_more`` (further search-size
