@@ -93,6 +93,8 @@ def build_parser():
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="our trackers: override a tracker parameter (repeatable), e.g. lost_ratio=0.4; "
                           "give --name too, so the results do not resume into the defaults' folder")
+    run.add_argument("--preset", metavar="NAME",
+                     help="our trackers: a named parameter set, e.g. 'fast' for dimp (the default --name gets _NAME)")
     run.add_argument("--workers", type=int,
                      help="parallel processes (default 1); with --executor ray, the most sequences in flight "
                           "(default: as many as the cluster runs at once) and the CPUs of a Ray instance started here")
@@ -225,14 +227,16 @@ def cmd_run(args):
         print(f"track-eval: note: --budget/--model/--backbone do not apply to {args.tracker}; ignored",
               file=sys.stderr)
     params = None
-    if args.param:
+    if args.param or args.preset:
         if args.tracker in trackers.PEERS:
-            raise EvalError(f"--param applies to our trackers only, not {args.tracker}")
+            raise EvalError(f"--param and --preset apply to our trackers only, not {args.tracker}")
         from tracker.cli_common import parse_key_values
         try:
             params = parse_key_values(args.param, "--param")
         except ValueError as e:
             raise EvalError(str(e)) from None
+        if args.preset:
+            params.setdefault("preset", args.preset)
     threads = args.threads
     if threads is None and on_ray:
         threads = 1  # each Ray task holds one CPU
@@ -259,7 +263,8 @@ def cmd_run(args):
     for s in sequences:
         if not s.frames:
             raise EvalError(f"{args.root} holds annotations only; `run` needs the frames")
-    label = args.name or trackers.default_label(args.tracker, args.budget, args.backbone)
+    label = args.name or trackers.default_label(args.tracker, args.budget, args.backbone) + (
+        f"_{args.preset}" if args.preset else "")
     out_dir = Path(args.results) / label / args.dataset
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.perf_counter()

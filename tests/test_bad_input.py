@@ -222,6 +222,12 @@ CASES = [
     Case("track-backbone-not-in-zoo", "track", ["--video", "{a}/clip.mp4", "--init", INIT, "--backbone", "nonesuch"],
          "no zoo model with backbone 'nonesuch'"),
     # track: several targets (--init repeated, --init-file)
+    Case("track-preset-unknown", "track", ["--video", "{a}/clip.mp4", *TRACK, "--preset", "nonesuch"],
+         "unknown SiamFCParams preset"),
+    Case("run-preset-unknown", "track-eval", [*RUN, "--tracker", "dimp", "--preset", "nonesuch"],
+         "unknown DiMPParams preset"),
+    Case("run-preset-for-a-peer", "track-eval", [*RUN, "--tracker", "csrt", "--preset", "fast"],
+         "apply to our trackers only"),
     Case("track-init-file-missing", "track", [*TRACK_INIT_FILE, "{d}/none.txt"], "--init-file not found"),
     Case("track-init-file-empty", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "has no boxes", write("b.txt", "")),
     Case("track-init-file-only-comments", "track", [*TRACK_INIT_FILE, "{d}/b.txt"], "has no boxes",

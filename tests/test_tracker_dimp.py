@@ -97,3 +97,17 @@ def test_newcomer_takes_over_and_lost_target_is_redetected():
     d2 = DistractorTracker(DiMPParams())
     d2.reset((50.0, 50.0), np.array([1.0, 0.0]))
     assert d2.choose([_cand(300, 1.0, [0, 1])], 0, 30.0) == 0 and d2.last_decision == "redetected"
+
+
+def test_preset_sets_its_values_and_explicit_overrides_win():
+    base, fast = DiMPParams.from_kwargs(), DiMPParams.from_kwargs(preset="fast")
+    for name, value in DiMPParams.PRESETS["fast"].items():
+        assert getattr(fast, name) == value != getattr(base, name)
+    mixed = DiMPParams.from_kwargs(preset="fast", update_every=3)
+    assert mixed.update_every == 3 and mixed.filter_channels == DiMPParams.PRESETS["fast"]["filter_channels"]
+    try:
+        DiMPParams.from_kwargs(preset="nonesuch")
+    except ValueError as e:
+        assert "known: fast" in str(e)
+    else:
+        raise AssertionError("an unknown preset must fail")

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "scale_mode=pyramid|dsst for the box size (3-crop scale pyramid: siamfc's default; "
                         "DSST scale filter: dimp's), colour_weight=0 to drop dimp's colour model; "
                         "names: tracker/siamfc.py, tracker/dimp.py")
+    p.add_argument("--preset", metavar="NAME",
+                   help="a named parameter set (--param values still win): 'fast' (dimp) cuts the per-frame work "
+                        "around the backbone about in half at a small accuracy cost (BENCHMARKS.md \"Fast preset\")")
     return p
 
 
@@ -192,8 +195,11 @@ def _load_tracker(args):
     from .api import create_tracker
     from .zoo import ModelError
     try:
+        params = parse_key_values(args.param, "--param")
+        if args.preset:
+            params.setdefault("preset", args.preset)
         t = create_tracker(args.tracker, budget=args.budget, model=args.model, threads=args.threads,
-                           backbone=args.backbone, **parse_key_values(args.param, "--param"))
+                           backbone=args.backbone, **params)
     except (ModelError, ValueError) as e:
         raise CLIError(str(e)) from None
     return t

@@ -10,6 +10,7 @@ scale change is damped. The got10k interface is ``init(image, box)`` /
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -83,6 +84,8 @@ class SiamFCParams:
 
     # shares of a blended response: outside [0, 1] they invert a cue instead of weighting it
     _unit_interval = ("window_influence",)
+    # Named parameter sets (``--preset NAME``); explicit overrides still win over them.
+    PRESETS: ClassVar[dict[str, dict]] = {}
 
     def __post_init__(self):
         # checked here, not at init(): `track --param` must fail before a model or video is opened
@@ -96,9 +99,14 @@ class SiamFCParams:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
 
     @classmethod
-    def from_kwargs(cls, **kw):
-        """Build from keyword overrides; an unknown name or a value of the wrong type is a clear
-        error, not a silent no-op or a crash frames later."""
+    def from_kwargs(cls, preset: str | None = None, **kw):
+        """Build from a preset's values plus keyword overrides; an unknown preset or name, or a value
+        of the wrong type, is a clear error, not a silent no-op or a crash frames later."""
+        if preset is not None:
+            if preset not in cls.PRESETS:
+                known = ", ".join(sorted(cls.PRESETS)) or "none"
+                raise ValueError(f"unknown {cls.__name__} preset {preset!r}; known: {known}")
+            kw = {**cls.PRESETS[preset], **kw}
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(kw) - names)
         if unknown:
