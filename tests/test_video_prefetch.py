@@ -82,3 +82,28 @@ def test_live_sources_are_never_queued():
     src = video.FrameSource(_EndlessCapture(), "#0", live=True, prefetch=4)
     assert src._ahead is None  # a webcam must hand over its newest frame, not one decoded earlier
     src.close()
+
+
+class _BusyCapture(_EndlessCapture):
+    """Each read burns ~2 ms of CPU on the calling thread, like a real decoder."""
+
+    def read(self):
+        end = time.thread_time() + 0.002
+        while time.thread_time() < end:
+            pass
+        return super().read()
+
+
+def test_decode_cpu_time_counts_the_prefetch_thread_only():
+    src = video.FrameSource(_BusyCapture(), "busy", live=False, prefetch=4)
+    try:
+        mine = time.thread_time()
+        for _ in range(30):
+            src.read()
+        mine = time.thread_time() - mine
+        decoded = src.decode_cpu_time()
+        assert decoded >= 30 * 0.002 * 0.9  # at least the 30 reads it did for us (it may be ahead)
+        assert mine < decoded  # the reader waited, it did not decode
+    finally:
+        src.close()
+    assert video.FrameSource(_EndlessCapture(), "plain", live=False).decode_cpu_time() == 0.0

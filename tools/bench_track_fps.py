@@ -54,7 +54,7 @@ for im in imgs[1:]:
 print(len(imgs), (time.thread_time() - c) * 1000 / max(1, len(imgs) - 1))
 """
 
-SUMMARY = re.compile(r"track: (\d+) frames, ([\d.]+) fps mean \(tracker only; ([\d.]+) ms CPU/frame\).*"
+SUMMARY = re.compile(r"track: (\d+) frames, ([\d.]+) fps mean \(tracker only; ([\d.]+) ms CPU/frame[^)]*\).*"
                      r"budget ([\d.]+), kernel (\w+)")
 
 

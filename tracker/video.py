@@ -10,6 +10,7 @@ import importlib
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -96,6 +97,14 @@ class _Prefetcher:
         self.stop.set()
         self.thread.join()
 
+    def cpu_time(self) -> float:
+        """CPU seconds the decoding thread has used so far (its last reading once it has ended)."""
+        try:
+            self._cpu = time.clock_gettime(time.pthread_getcpuclockid(self.thread.ident))
+        except (OSError, AttributeError):  # the thread is gone (or no per-thread clocks here)
+            pass
+        return getattr(self, "_cpu", 0.0)
+
 
 class FrameSource:
     """Frames of an opened capture; the first frame is read up front so an empty source fails early.
@@ -138,6 +147,11 @@ class FrameSource:
     def __iter__(self):
         while (f := self.read()) is not None:
             yield f
+
+    def decode_cpu_time(self) -> float:
+        """CPU seconds spent decoding ahead on the prefetch thread so far (0 without one): the
+        part of the process's CPU time that is not the tracker's."""
+        return self._ahead.cpu_time() if self._ahead is not None else 0.0
 
     def close(self) -> None:
         if self._ahead is not None:
