@@ -63,7 +63,7 @@ class MultiTracker:
         if not self.trackers:
             raise RuntimeError("call init(image, boxes) before update(image)")
         img = self.trackers[0]._bgr(image)  # one conversion and one mean colour for every target
-        pad = crops.mean_colour(img)
+        pad = crops.FramePad(img)
         frames = [t.prepare(img, pad) for t in self.trackers]
         self._embed_all(frames)
         boxes, grey = [], None

@@ -218,13 +218,13 @@ class SiamFCTracker:
         """The box (x, y, w, h) in the next frame. Three phases, which a ``tracker.multi.MultiTracker``
         runs for several targets with one backbone pass over all their crops in between."""
         img = self._bgr(image)
-        f = self.prepare(img, crops.mean_colour(img))
+        f = self.prepare(img, crops.FramePad(img))
         f.xf = self._embed(f.patches)
         return self.finish(f)
 
     def prepare(self, img: np.ndarray, pad) -> Frame:
         """Phase 1 of update: this frame's search crops (f.patches) for the backbone. ``img`` is the
-        frame as ``_bgr`` gives it, ``pad`` its mean colour."""
+        frame as ``_bgr`` gives it, ``pad`` its mean colour (a crops.FramePad: taken only if a crop needs it)."""
         if self.frame == 0:
             raise RuntimeError("call init(image, box) before update(image)")
         p = self.params
