@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "names: tracker/siamfc.py, tracker/dimp.py")
     p.add_argument("--preset", metavar="NAME",
                    help="a named parameter set (--param values still win): 'fast' (dimp) cuts the per-frame work "
-                        "around the backbone about in half at a small accuracy cost (BENCHMARKS.md \"Fast preset\")")
+                        "around the backbone about in half at a small accuracy cost (BENCHMARKS.md \"Fused blocks, the fast preset\")")
     return p
 
 

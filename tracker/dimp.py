@@ -94,7 +94,7 @@ class DiMPParams(SiamFCParams):
     _unit_interval = SiamFCParams._unit_interval + ("fuse_weight", "colour_weight", "colour_lr", "sample_lr")
     # "fast": the per-frame work cut where each setting costs accuracy within the seed spread
     # but none alone passes the rule for a default (BENCHMARKS.md "Per-frame work (issue 14)" and
-    # "Fast preset"): the online filter on 32 principal components, optimised every 10th frame;
+    # "Fused blocks, the fast preset"): the online filter on 32 principal components, optimised every 10th frame;
     # fDSST's 17 of 33 scales resampled from one region; colour sampled every 2nd pixel.
     PRESETS = {"fast": {"filter_channels": 32, "update_every": 10, "dsst_sampled": 17, "dsst_patches": "shared",
                         "colour_stride": 2}}

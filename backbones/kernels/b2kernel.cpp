@@ -1,7 +1,7 @@
 // Bit-packed binary convolution: XOR + popcount over channel-packed 64-bit words.
 //
 // Plain C++17, no torch headers; loaded from Python with ctypes (extern "C" API
-// below). Conventions (see GUIDE "Binary kernels"):
+// below). Conventions:
 //   * bit = 1 means +1, bit = 0 means -1; an activation bit is (x >= thr[c]),
 //     so NaN -> -1 and -0.0 -> +1 exactly like torch's `x >= t`.
 //   * activations are packed NHWC: each pixel holds `groups` runs of `wg`
