@@ -3,6 +3,7 @@
 
     python tools/train_siamfc.py --out runs/fp-resnet16-half --steps 8000
     torchrun --nproc_per_node 2 tools/train_siamfc.py --out runs/ddp ...   # DDP (gloo on CPU)
+    python tools/train_siamfc.py --backbone b2net --distill-from tracker/zoo/mobilenetv2-s8-fp.pt --distill-weight 1 --out runs/b2n-kd
     python tools/train_siamfc.py --backbone mobilenetv2-s8 \
         --init-imagenet data_cache/pretrained/mobilenet_v2-b0353104.pth --out runs/fp-mnv2   # from ImageNet
 
@@ -43,14 +44,17 @@ def _check_imagenet(cfg: TrainConfig) -> None:
 
 
 def _check_files(cfg: TrainConfig) -> None:
-    """Refuse an unusable --init or resume file now, before minutes of data loading."""
+    """Refuse an unusable --init, --distill-from or resume file now, before minutes of data loading."""
     from backbones.files import FileFormatError, read_model, read_run
+    from tracker.train.fit import distill_teacher
+    from tracker.zoo import ModelError
     try:
         if (Path(cfg.out) / "last.pt").exists():
             read_run(Path(cfg.out) / "last.pt")
         elif cfg.init:
             read_model(cfg.init)
-    except FileFormatError as e:
+        distill_teacher(cfg)
+    except (FileFormatError, ModelError, ValueError) as e:
         _fail(str(e))
 
 

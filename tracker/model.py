@@ -87,7 +87,7 @@ class SiamNet(nn.Module):
         """The Siamese response of exemplars over search images. With ``x_more`` (further search-size
         images, e.g. the frames a training loss fits the online filter to), they are embedded in the
         same backbone call as ``x_img`` (one BatchNorm batch, one DDP forward) and the result is
-        (response, features of x_img, features of x_more)."""
+        (response, features of x_img, features of x_more); an empty ``x_more`` gives x_img's features."""
         if x_more is None:
             return self.head(self.embed(z_img), self.embed(x_img))
         zf = self.embed(z_img)

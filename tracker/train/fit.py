@@ -52,6 +52,11 @@ class TrainConfig:
     # first frame: 15) and the tracker's lambda and label width.
     filter_loss_weight: float = 0.0
     filter_iters: int = INIT_ITERS
+    # Feature distillation (PairTask.distill_terms): a b2track model file whose search features this
+    # model's imitate (same channels and size, e.g. the ImageNet-initialised mobilenetv2-s8 FP tracker
+    # for b2net), and the weight of that term.
+    distill_from: str = ""
+    distill_weight: float = 0.0
     init: str = ""  # optional checkpoint to start the weights from
     # torchvision's MobileNetV2 ImageNet checkpoint, for a mobilenetv2-s8 backbone (neck and head start fresh)
     init_imagenet: str = ""
@@ -76,6 +81,17 @@ def start_weights(model: SiamNet, cfg: TrainConfig) -> None:
         load_imagenet_weights(model.backbone, cfg.init_imagenet)
 
 
+def distill_teacher(cfg: TrainConfig) -> SiamNet | None:
+    """The frozen network of ``cfg.distill_from`` (None without distillation); a file problem is a
+    zoo.ModelError (one line)."""
+    if cfg.distill_weight <= 0 and not cfg.distill_from:
+        return None
+    if cfg.distill_weight <= 0 or not cfg.distill_from:
+        raise ValueError("feature distillation needs both distill_from (a model file) and distill_weight > 0")
+    from ..zoo import load_model
+    return load_model(cfg.distill_from)[0].requires_grad_(False)
+
+
 def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None, progress: bool = True) -> SiamNet:
     init_distributed()
     rank, world = dist_info()
@@ -98,7 +114,8 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     task = PairTask(bf16=cfg.bf16, channels_last=channels_last, label_radius=cfg.label_radius,
-                    filter_weight=cfg.filter_loss_weight, filter_iters=cfg.filter_iters)
+                    filter_weight=cfg.filter_loss_weight, filter_iters=cfg.filter_iters,
+                    distill_weight=cfg.distill_weight, teacher=distill_teacher(cfg))
     opt = make_optimizer(model.parameters(), cfg)
     run = Run(out, "last.pt", {"model": model, "optimizer": opt}, cfg.steps, "train", progress, config=asdict(cfg),
               extra={"backbone": cfg.backbone, "modes": model.backbone.modes()})

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from backbones.harness import dist_info
 
-from ..ridge_filter import FILTER_REG, INIT_ITERS, INIT_SHIFT, LABEL_SIGMA
+from ..ridge_filter import FILTER_REG, INIT_ITERS, INIT_SHIFT, LABEL_SIGMA, normalise_features
 from .filter_head import filter_loss, filter_response, label_energy, target_labels
 from .losses import balanced_logistic_loss, peak_within, siamfc_labels
 
@@ -41,7 +41,9 @@ def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 @dataclass(frozen=True)
 class PairTask:
     """SiamFC's balanced logistic loss on the response map, with the precision a run chose, plus
-    (``filter_weight`` > 0) the online filter's loss on the search crop (``filter_terms``).
+    (``filter_weight`` > 0) the online filter's loss on the search crop (``filter_terms``) and
+    (``distill_weight`` > 0) the distance of the search features to a frozen ``teacher``'s
+    (``distill_terms``).
 
     ``bf16`` is honoured only on a CPU with native bf16 (see ``native_bf16``);
     ``label_radius``: pixels from the target centre counted as positive.
@@ -56,6 +58,10 @@ class PairTask:
     filter_label_sigma: float = LABEL_SIGMA
     filter_iters: int = INIT_ITERS
     filter_shift: float = INIT_SHIFT  # search px of the shifted training samples; 0: one sample
+    # Feature distillation: a frozen network (e.g. an ImageNet-initialised FP tracker) whose search
+    # features the model's imitate, each RMS-normalised per sample as the online filter sees them.
+    distill_weight: float = 0.0
+    teacher: object = None
 
     @property
     def autocast_bf16(self) -> bool:
@@ -73,28 +79,54 @@ class PairTask:
         terms, resp, target, neg = self.terms(model, batch)
         return self.total(terms), resp, target, neg
 
+    @property
+    def has_parts(self) -> bool:
+        """Whether the loss has terms beside the Siamese one (validation then reports each)."""
+        return self.filter_weight > 0 or self.distill_weight > 0
+
     def total(self, terms: dict) -> torch.Tensor:
         """The training loss from ``terms``' parts."""
-        if "filter_loss" not in terms:
-            return terms["siamese_loss"]
-        return terms["siamese_loss"] + self.filter_weight * terms["filter_loss"]
+        loss = terms["siamese_loss"]
+        if "filter_loss" in terms:
+            loss = loss + self.filter_weight * terms["filter_loss"]
+        if "distill_loss" in terms:
+            loss = loss + self.distill_weight * terms["distill_loss"]
+        return loss
 
     def terms(self, model, batch: dict):
-        """({"siamese_loss": ..., "filter_loss": ... (only when filter_weight > 0)}, response, target, neg)."""
+        """({"siamese_loss": ..., "filter_loss": ... (filter_weight > 0), "distill_loss": ... (distill_weight
+        > 0)}, response, target, neg)."""
         z, x, target, neg = self.tensors(batch)
         stride = getattr(model, "module", model).stride
-        if self.filter_weight <= 0:
+        if not self.has_parts:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast_bf16):
                 resp = model(z, x)
             labels = siamfc_labels(target, neg, resp.shape[-1], stride, self.label_radius)
             return {"siamese_loss": balanced_logistic_loss(resp, labels)}, resp, target, neg
-        canvas = exemplar_canvas(z, x.shape[-1])
+        # The filter's training frames go through the backbone with the search crops; an empty
+        # batch of extra frames still returns the search features (for distillation alone).
+        extra = exemplar_canvas(z, x.shape[-1]) if self.filter_weight > 0 else x[:0]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast_bf16):
-            resp, xf, cf = model(z, x, canvas)
+            resp, xf, cf = model(z, x, extra)
         labels = siamfc_labels(target, neg, resp.shape[-1], stride, self.label_radius)
-        terms = {"siamese_loss": balanced_logistic_loss(resp, labels),
-                 "filter_loss": self.filter_terms(batch, xf.float(), cf.float(), resp.shape[-1], stride)}
+        terms = {"siamese_loss": balanced_logistic_loss(resp, labels)}
+        if self.filter_weight > 0:
+            terms["filter_loss"] = self.filter_terms(batch, xf.float(), cf.float(), resp.shape[-1], stride)
+        if self.distill_weight > 0:
+            terms["distill_loss"] = self.distill_terms(x, xf.float())
         return terms, resp, target, neg
+
+    def distill_terms(self, x: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        """Mean squared distance between the model's search features ``xf`` and the teacher's on the
+        same crops ``x``, both over their per-sample RMS (so neither scale nor the teacher's BN matters)."""
+        if self.teacher is None:
+            raise ValueError("distill_weight > 0 needs a teacher")
+        with torch.no_grad():
+            tf = self.teacher.embed(x).float()
+        if tf.shape != xf.shape:
+            raise ValueError(f"the teacher's features {tuple(tf.shape[1:])} differ from the model's "
+                             f"{tuple(xf.shape[1:])}: distillation needs the same channels and size")
+        return F.mse_loss(normalise_features(xf), normalise_features(tf))
 
     def filter_terms(self, batch: dict, xf: torch.Tensor, cf: torch.Tensor, resp_size: int, stride: int) -> torch.Tensor:
         """The online filter's loss of a batch: fitted to the exemplar's canvas (``exemplar_canvas``)
@@ -154,14 +186,15 @@ def target_sizes(batch: dict, b: int) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def validate(model, loader, task: PairTask, max_batches: int) -> dict:
     """Mean loss and the share of positive pairs whose response peak lies within 8 px of the target;
-    with the filter loss on, its two terms apart too (val_siamese_loss, val_filter_loss)."""
+    with the filter or distillation loss on, each term apart too (val_siamese_loss, val_filter_loss,
+    val_distill_loss)."""
     was = model.training
     model.eval()
     losses, hits, parts = [], [], {}
     for i, batch in enumerate(loader):
         if i >= max_batches:
             break
-        if task.filter_weight > 0:
+        if task.has_parts:
             terms, resp, target, neg = task.terms(model, batch)
             loss = task.total(terms)
             for name, v in terms.items():
