@@ -14,6 +14,7 @@ from tests.helpers.synthetic import TINY, SyntheticPairs
 from tracker.train.losses import balanced_logistic_loss, siamfc_labels
 from backbones.harness import lr_at
 from tracker.train import PairTask, TrainConfig, train
+from tracker.zoo import load_model
 
 
 def _cfg(out, **kw):
@@ -48,7 +49,8 @@ def _records(out):
 
 def test_training_reduces_loss_and_validates(tmp_path):
     torch.manual_seed(0)
-    train(_cfg(tmp_path, steps=30, lr=3e-3, val_every=30), SyntheticPairs(128), SyntheticPairs(16, seed=9), progress=False)
+    trained = train(_cfg(tmp_path, steps=30, lr=3e-3, val_every=30), SyntheticPairs(128), SyntheticPairs(16, seed=9),
+                    progress=False)
     rec = [r for r in _records(tmp_path) if "loss" in r]
     first = sum(r["loss"] for r in rec[:5]) / 5
     last = sum(r["loss"] for r in rec[-5:]) / 5
@@ -56,6 +58,13 @@ def test_training_reduces_loss_and_validates(tmp_path):
     val = [r for r in _records(tmp_path) if "val_loss" in r]
     assert val and 0.0 <= val[-1]["val_peak8"] <= 1.0
     assert (tmp_path / "curves.png").stat().st_size > 1000
+    # the finished network as a model file the trackers load: the trained weights (FP ones kept in fp16)
+    net, spec, _ = load_model(tmp_path / "model.pt")
+    assert spec.backbone == TINY and spec.budget == 1.0
+    got = net.state_dict()
+    for k, v in trained.state_dict().items():
+        want = v.half().float() if v.is_floating_point() and "running_" not in k else v
+        assert torch.equal(got[k], want.to(got[k].dtype)), k
 
 
 def test_resume_is_exact(tmp_path, monkeypatch):

@@ -163,7 +163,19 @@ def train(cfg: TrainConfig, train_ds, val_ds=None, model: SiamNet | None = None,
         run.close()
     if rank == 0:
         plot_curves(out)
+        if step >= cfg.steps:
+            save_tracker_model(out / "model.pt", model, cfg)
     return model
+
+
+def save_tracker_model(path: Path, model: SiamNet, cfg: TrainConfig) -> Path:
+    """The finished network as a model file the trackers load (``track --model``, ``track-eval run
+    --model``) and the MixBin jobs take as a teacher; the run's last.pt stays the resumable state."""
+    from backbones import Spec
+
+    from ..zoo import save_model
+    spec = Spec.build(cfg.backbone, model.backbone.modes(), provenance={"strategy": "fp", "run": str(path.parent)})
+    return save_model(path, model, spec, {"steps": cfg.steps, "config": asdict(cfg)})
 
 
 def plot_curves(run_dir: Path) -> Path | None:
