@@ -9,18 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers.synthetic import TINY, SyntheticPairs
+from tests.helpers.synthetic import TINY, descend, pair_batch
 from tests.helpers.threads import one_thread  # noqa: F401  (autouse fixture)
 from tracker.model import SiamNet
 from tracker.train import PairTask, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _batch(n=4, seed=0):
-    ds = SyntheticPairs(n, seed=seed, neg_rate=0.25)
-    items = [ds[i] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
 def _net(seed):
@@ -30,7 +24,7 @@ def _net(seed):
 
 def test_distill_term_by_hand_and_zero_against_itself():
     student, teacher = _net(0).eval(), _net(1).eval()
-    batch = _batch()
+    batch = pair_batch()
     x = batch["x"].float()
     task = PairTask(distill_weight=0.5, teacher=teacher)
     terms, _, _, _ = task.terms(student, batch)
@@ -50,22 +44,13 @@ def test_distill_term_by_hand_and_zero_against_itself():
 def test_training_steps_bring_the_features_to_the_teachers():
     student, teacher = _net(0), _net(1).eval()
     task = PairTask(distill_weight=1.0, teacher=teacher)
-    batch = _batch(6, seed=3)
-    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    batch = pair_batch(6, seed=3)
 
-    def term():
-        return task.terms(student, batch)[0]["distill_loss"]
-
-    with torch.no_grad():
-        before = float(term())
-    for _ in range(20):
-        loss = term()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def frozen():
         assert all(q.grad is None for q in teacher.parameters())  # the teacher stays frozen
-    with torch.no_grad():
-        after = float(term())
+
+    before, after = descend(lambda: task.terms(student, batch)[0]["distill_loss"], student.parameters(), 20,
+                            each_step=frozen)
     assert after < 0.85 * before, (before, after)  # 2.01 -> 1.48 here
 
 
@@ -74,7 +59,7 @@ def test_teacher_with_other_features_is_refused():
     teacher = _net(1).eval()
     teacher.embed = lambda x: F.avg_pool2d(SiamNet.embed(teacher, x), 2)  # a smaller feature map
     with pytest.raises(ValueError, match="differ from the model's"):
-        PairTask(distill_weight=1.0, teacher=teacher).terms(student, _batch())
+        PairTask(distill_weight=1.0, teacher=teacher).terms(student, pair_batch())
 
 
 @pytest.mark.parametrize("extra, expect", [

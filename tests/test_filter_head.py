@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tests.helpers.synthetic import TINY, SyntheticPairs
+from tests.helpers.synthetic import TINY, descend, pair_batch
 from tests.helpers.threads import one_thread  # noqa: F401  (autouse fixture)
 from tracker.dimp import DiMPTracker, TargetFilter
 from tracker.model import SiamNet
@@ -118,16 +118,11 @@ def test_exemplar_canvas_centres_and_mirrors_the_exemplar():
     assert torch.equal(c[..., 64:191, 63], z[..., :, 1]) and torch.equal(c[..., 0, 64:191], z[..., 64, :])
 
 
-def _batch(n=4, seed=0):
-    ds = SyntheticPairs(n, seed=seed, neg_rate=0.25)
-    return torch.utils.data.default_collate([ds[i] for i in range(n)])
-
-
 def test_default_leaves_the_siamese_loss_unchanged():
     assert TrainConfig().filter_loss_weight == 0.0 and PairTask().filter_weight == 0.0
     torch.manual_seed(0)
     net = SiamNet(TINY)
-    batch = _batch()
+    batch = pair_batch()
     terms, resp, target, neg = PairTask().terms(net, batch)
     assert set(terms) == {"siamese_loss"}
     with torch.no_grad():
@@ -146,19 +141,6 @@ def test_training_steps_lower_the_filter_loss():
     torch.manual_seed(0)
     net = SiamNet(TINY)
     task = PairTask(filter_weight=1.0, filter_iters=5)
-    batch = _batch(6, seed=3)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-
-    def filter_term():
-        return task.terms(net, batch)[0]["filter_loss"]
-
-    with torch.no_grad():
-        before = float(filter_term())
-    for _ in range(4):
-        loss = filter_term()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        after = float(filter_term())
+    batch = pair_batch(6, seed=3)
+    before, after = descend(lambda: task.terms(net, batch)[0]["filter_loss"], net.parameters(), 4)
     assert after < 0.5 * before, (before, after)

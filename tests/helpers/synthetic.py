@@ -39,3 +39,27 @@ class SyntheticPairs(torch.utils.data.Dataset):
         def t(a):
             return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
         return {"z": t(z), "x": t(x), "target": torch.tensor([float(dy), float(dx)]), "neg": torch.tensor(neg)}
+
+
+def pair_batch(n=4, seed=0, neg_rate=0.25):
+    """One collated batch of ``n`` synthetic pairs (a quarter negatives by default)."""
+    ds = SyntheticPairs(n, seed=seed, neg_rate=neg_rate)
+    return torch.utils.data.default_collate([ds[i] for i in range(n)])
+
+
+def descend(term, params, steps, lr=3e-3, each_step=None):
+    """``steps`` Adam steps on the scalar ``term()``; returns its value (before, after), taken
+    without gradients. ``each_step()`` runs after every step (e.g. to check a frozen model)."""
+    opt = torch.optim.Adam(params, lr=lr)
+    with torch.no_grad():
+        before = float(term())
+    for _ in range(steps):
+        loss = term()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if each_step is not None:
+            each_step()
+    with torch.no_grad():
+        after = float(term())
+    return before, after
