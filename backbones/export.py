@@ -76,9 +76,13 @@ class PackedBinaryConv(nn.Module):
         return self.packed_weights().signs()
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, padding: int | None = None, prelu: torch.Tensor | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The unit's output; a fused block overrides ``padding`` and adds the kernel's PReLU /
+        residual epilogue (kernels.binary_conv2d)."""
         return kernels.binary_conv2d(x, self.packed_weights(), self.threshold, self.scale, self.bias,
-                                     stride=self.stride, padding=self.padding, layout=self.layout)
+                                     stride=self.stride, padding=self.padding if padding is None else padding,
+                                     layout=self.layout, prelu=prelu, residual=residual)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, k={self.kernel_size}, s={self.stride}, "
@@ -131,10 +135,8 @@ class PackedResidualUnit(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c, p = self.conv, self.conv.padding
-        keep = x[:, :, p:x.shape[2] - p, p:x.shape[3] - p]
-        return kernels.binary_conv2d(x, c.packed_weights(), c.threshold, c.scale, c.bias, stride=1, padding=0,
-                                     layout=c.layout, prelu=self.act.weight, residual=keep)
+        p = self.conv.padding
+        return self.conv(x, padding=0, prelu=self.act.weight, residual=x[:, :, p:x.shape[2] - p, p:x.shape[3] - p])
 
 
 class PackedDownUnit(nn.Module):
@@ -147,10 +149,8 @@ class PackedDownUnit(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.conv
         r = self.shortcut(F.avg_pool2d(x, 2, 2, ceil_mode=True))
-        return kernels.binary_conv2d(x, c.packed_weights(), c.threshold, c.scale, c.bias, stride=c.stride,
-                                     padding=c.padding, layout=c.layout, prelu=self.act.weight, residual=r)
+        return self.conv(x, prelu=self.act.weight, residual=r)
 
 
 def fuse_blocks(model: nn.Module) -> int:

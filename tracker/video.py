@@ -57,6 +57,7 @@ class _Prefetcher:
 
     def __init__(self, cap, depth: int):
         self.cap, self.q, self.stop = cap, queue.Queue(maxsize=depth), threading.Event()
+        self._cpu = 0.0  # the decoding thread's CPU seconds at the last reading
         self.thread = threading.Thread(target=self._run, name="b2track-decode", daemon=True)
         self.thread.start()
 
@@ -103,7 +104,7 @@ class _Prefetcher:
             self._cpu = time.clock_gettime(time.pthread_getcpuclockid(self.thread.ident))
         except (OSError, AttributeError):  # the thread is gone (or no per-thread clocks here)
             pass
-        return getattr(self, "_cpu", 0.0)
+        return self._cpu
 
 
 class FrameSource:
