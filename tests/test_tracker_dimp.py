@@ -111,3 +111,20 @@ def test_preset_sets_its_values_and_explicit_overrides_win():
         assert "known: fast" in str(e)
     else:
         raise AssertionError("an unknown preset must fail")
+
+
+def test_the_thread_setting_reaches_torch_opencv_and_the_kernels():
+    import cv2
+
+    from backbones import kernels
+    from tracker.model import use_threads
+
+    old = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        for n in (1, 2):
+            use_threads(n)
+            assert (torch.get_num_threads(), cv2.getNumThreads(), kernels.get_num_threads()) == (n, n, n)
+    finally:
+        torch.set_num_threads(old[0])
+        cv2.setNumThreads(old[1])
+        kernels.set_num_threads(None)

@@ -97,10 +97,13 @@ class SiamNet(nn.Module):
 
 
 def use_threads(n: int | None) -> None:
-    """Run the network on ``n`` threads: torch's pool and the packed kernels' alike (None: leave both)."""
+    """Run the tracker on ``n`` threads: torch's pool, OpenCV's and the packed kernels' alike (None:
+    leave all three). OpenCV would otherwise split every small resize and remap over all cores,
+    which at one thread's worth of work costs more CPU in hand-offs than it saves in time."""
     if not n:
         return
     torch.set_num_threads(int(n))
+    cv2.setNumThreads(int(n))
     try:
         from backbones import kernels
     except Exception:  # noqa: BLE001 - no kernel library: torch's pool is all there is
