@@ -123,6 +123,10 @@ def build_parser():
     report.add_argument("--baseline", metavar="NAME",
                         help="also compare every tracker with this one sequence by sequence: mean AUC "
                              "difference with a 95%% paired bootstrap interval, wins/ties/losses")
+    report.add_argument("--average", action="append", default=[], metavar="NAME=T1,T2,...",
+                        help="report the runs T1, T2, ... (e.g. one tracker under several seeds) as one "
+                             "tracker NAME whose per-sequence curves are their mean; repeatable, and "
+                             "NAME can be the --baseline")
     return parser
 
 
@@ -166,6 +170,39 @@ def _scores(args, sequences):
     return scores
 
 
+def _average_groups(specs):
+    """{NAME: [members]} from --average NAME=T1,T2,... values."""
+    groups = {}
+    for spec in specs:
+        name, sep, members = spec.partition("=")
+        runs = [m.strip() for m in members.split(",") if m.strip()]
+        if not sep or not name.strip() or not runs:
+            raise EvalError(f"--average expects NAME=T1,T2,..., got {spec!r}")
+        if name.strip() in groups:
+            raise EvalError(f"--average names {name.strip()!r} twice")
+        groups[name.strip()] = runs
+    return groups
+
+
+def _apply_averages(scores, groups):
+    """``scores`` with each group's members replaced by their average."""
+    from .scoring import average_scores
+
+    by_name = {s.tracker: s for s in scores}
+    for name, runs in groups.items():
+        absent = [r for r in runs if r not in by_name]
+        if absent:
+            raise EvalError(f"--average {name}: no results for {', '.join(absent)}")
+    members = {r for runs in groups.values() for r in runs}
+    out = [s for s in scores if s.tracker not in members]
+    for name, runs in groups.items():
+        avg = average_scores(name, [by_name[r] for r in runs])
+        if not avg.n_seqs:
+            raise EvalError(f"--average {name}: the runs share no sequence")
+        out.append(avg)
+    return out
+
+
 def cmd_score(args):
     from . import report
 
@@ -194,7 +231,10 @@ def cmd_report(args):
     from . import report
 
     sequences = _load(args)
-    scores = _scores(args, sequences)
+    groups = _average_groups(args.average)
+    if args.trackers:  # the runs to average are scored even when --trackers leaves them out
+        args.trackers = list(dict.fromkeys(args.trackers + [m for ms in groups.values() for m in ms]))
+    scores = _apply_averages(_scores(args, sequences), groups)
     if args.baseline and args.baseline not in {s.tracker for s in scores}:
         raise EvalError(f"--baseline {args.baseline!r} is not among the scored trackers: "
                         f"{', '.join(sorted(s.tracker for s in scores))}")

@@ -76,6 +76,24 @@ def score_results(results_root, sequences, dataset, trackers=None, convention=No
     return [s for s in scores if s.n_seqs], [s for s in scores if not s.n_seqs]
 
 
+def average_scores(name, scores):
+    """One TrackerScore whose per-sequence curves are the mean of ``scores``' curves (runs of one
+    tracker under different seeds, say), over the sequences every one of them has. A stochastic
+    tracker's single run can flip a sequence; its seeds' mean is the quantity to compare."""
+    if not scores:
+        raise ValueError("nothing to average")
+    if len({s.convention for s in scores}) > 1:
+        raise EvalError(f"{name}: the runs to average were scored under different conventions")
+    names = [n for n in scores[0].names if all(n in s.names for s in scores[1:])]
+    curves = []
+    for n in names:
+        per_run = [s.curves[s.names.index(n)] for s in scores]
+        curves.append({k: (np.mean([c[k] for c in per_run], axis=0) if k != "frames" else per_run[0][k])
+                       for k in per_run[0]})
+    missing = sorted({n for s in scores for n in s.names} - set(names))
+    return TrackerScore(name, scores[0].dataset, scores[0].convention, names, curves, missing)
+
+
 def attribute_subsets(sequences):
     """{attribute: set of sequence names that have it}, for boolean attributes only."""
     subsets = {}

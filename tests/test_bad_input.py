@@ -291,6 +291,10 @@ CASES = [
     Case("run-disk-full", "track-eval", [*RUN, "--tracker", "csrt"], "File too large", absent=RESULT, fsize=64),
     # track-eval report
     Case("report-out-under-a-file", "track-eval", [*REPORT, "--out", "{d}/afile/report"], "afile", A_FILE),
+    Case("report-average-without-a-name", "track-eval", [*REPORT, "--out", "{d}/report", "--average", "csrt"],
+         "--average expects NAME=T1,T2,..."),
+    Case("report-average-unknown-run", "track-eval", [*REPORT, "--out", "{d}/report", "--average", "m=nonesuch"],
+         "no results for nonesuch"),
     Case("report-disk-full", "track-eval", [*REPORT, "--out", "{d}/report"], "File too large",
          absent=("report/success.png", "report/precision.png", "report/results.md"), fsize=2048),
 

@@ -247,6 +247,29 @@ def test_report_compares_trackers_with_a_baseline(tmp_path, capsys):
                            "--out", str(tmp_path)], "--baseline 'ECO' is not among the scored trackers")
 
 
+@needs_shared
+def test_report_averages_runs_into_one_row_and_compares_against_it(tmp_path, capsys):
+    args = ["report", "--dataset", "otb", "--anno", str(DATA / "otb100_anno"), "--results",
+            str(DATA / "raw_results" / "OTB100")]
+    assert main([*args, "--trackers", "SiamFC", "ATOM", "MDNet", "--out", str(tmp_path / "apart")]) == 0
+    assert main([*args, "--trackers", "MDNet", "--average", "both=SiamFC,ATOM", "--baseline", "both",
+                 "--out", str(tmp_path / "avg")]) == 0
+    capsys.readouterr()
+
+    def auc_rows(folder):
+        lines = (tmp_path / folder / "results.md").read_text().splitlines()
+        return {l.split("|")[1].strip(): float(l.split("|")[2]) for l in lines if l.count("|") > 5 and "| 0." in l[:40]}
+
+    apart, avg = auc_rows("apart"), auc_rows("avg")
+    assert set(avg) == {"both", "MDNet"}  # the members are reported only as their average
+    # AUC is linear in the success curve: the mean curve's AUC is the mean of the two AUCs
+    assert abs(avg["both"] - (apart["SiamFC"] + apart["ATOM"]) / 2) < 0.0011
+    row = next(l for l in (tmp_path / "avg" / "results.md").read_text().splitlines() if l.startswith(("| MDNet | +", "| MDNet | -")))
+    assert abs(float(row.split("|")[2]) - (avg["MDNet"] - avg["both"])) < 0.0011
+    fails_cleanly(capsys, [*args, "--trackers", "SiamFC", "--average", "both=SiamFC,Nonesuch", "--out",
+                           str(tmp_path / "x")], "Nonesuch")
+
+
 @pytest.mark.parametrize("workers, threads, expected", [(2, None, "split"), (1, None, None), (2, 3, 3)])
 def test_workers_share_the_cores_unless_threads_are_given(tmp_path, monkeypatch, workers, threads, expected):
     from eval import trackers
