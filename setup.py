@@ -36,7 +36,7 @@ class OptionalBuildExt(build_ext):
 # No -march=native: the ISA paths carry target attributes and are picked at run time.
 kernel = Extension(
     "backbones.kernels._b2kernel",
-    sources=["backbones/kernels/b2kernel.cpp"],
+    sources=["backbones/kernels/b2kernel.cpp", "backbones/kernels/spectral.cpp"],
     language="c++",
     extra_compile_args=["-std=c++17", "-O3", "-fopenmp", "-ffp-contract=off", "-fvisibility=hidden"]
     if sys.platform != "win32" else ["/O2", "/openmp"],

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch  # noqa: F401  (must precede the CDLL below, see module doc)
 
 LIB_ENV = "B2TRACK_KERNEL_LIB"
-API_VERSION = 3  # b2k_version() of the C++ source this loader speaks to
+API_VERSION = 4  # b2k_version() of the C++ source this loader speaks to
 _HERE = Path(__file__).resolve().parent
 
 
@@ -54,6 +54,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "b2k_conv_packed": (i32, [sp, p, p, p, p, p, p]),
         "b2k_conv": (i32, [sp, p, p, p, p, p, p, p]),
         "b2k_conv_ex": (i32, [sp, p, p, p, p, p, p, p, p, p, p]),
+        "b2k_spectral_sum_channels": (i32, [p, p, p, i64, i64, i64, i64, i32, i32]),
+        "b2k_spectral_sum_samples": (i32, [p, p, p, i64, i64, i64, i64, i32, i32]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)

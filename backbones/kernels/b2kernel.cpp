@@ -803,7 +803,7 @@ bool valid_shape(const b2k_shape* sh) {
 
 extern "C" {
 
-B2K_API int b2k_version(void) { return 3; }
+B2K_API int b2k_version(void) { return 4; }
 
 B2K_API const char* b2k_isa(void) { return ISA_NAMES[g_isa]; }
 
