@@ -6,6 +6,9 @@
     pw = kernels.PackedWeights.from_weight(w, groups)
     y = kernels.binary_conv2d(x, pw, threshold, scale, bias, stride=1, padding=1, layout="nhwc")
 
+The same compiled library holds the online filter's spectral sums (spectral.py), which follow
+the same path and ISA choice.
+
 See dispatch.py for the environment variables that force a path.
 """
 from .bits import block_weights, pack_last_dim, pack_weight_signs, unpack_last_dim, weight_signs
