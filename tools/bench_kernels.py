@@ -87,13 +87,15 @@ def greedy_spec(name: str, budget: float, size: int) -> Spec:
 
 
 class FreeUnit(nn.Module):
-    """Stand-in for a binary unit that costs nothing: a cached output of the right shape."""
+    """Stand-in for a binary unit that costs nothing: a cached output of the right shape. A fused
+    block (backbones/export.py) reads its conv's padding and passes the epilogue's arguments; the
+    cached output already holds what they would have added."""
 
-    def __init__(self, out: torch.Tensor):
+    def __init__(self, out: torch.Tensor, padding: int):
         super().__init__()
-        self.out = out
+        self.out, self.padding = out, padding
 
-    def forward(self, x):
+    def forward(self, x, **epilogue):
         return self.out
 
 
@@ -110,7 +112,8 @@ def amdahl_model(exported: nn.Module, spec: Spec, x: torch.Tensor) -> nn.Module:
         h.remove()
     for n, out in shapes.items():
         parent, _, child = n.rpartition(".")
-        setattr(m.get_submodule(parent) if parent else m, child, FreeUnit(out))
+        owner = m.get_submodule(parent) if parent else m
+        setattr(owner, child, FreeUnit(out, getattr(owner, child).padding))
     return m
 
 
