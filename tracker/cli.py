@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start tracking at frame N of the video (1-based; earlier frames are skipped and not "
                         "written; --init refers to frame N; default 1)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N tracked frames (the first one included)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="threads of the tracker: torch's, OpenCV's and the packed kernels' pools (default: "
+                        "torch's choice, usually every core)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0 to turn off the "
                         "re-detection after a full occlusion (on for dimp, 0.4) or 0.4 to turn it on for siamfc, "
