@@ -284,3 +284,29 @@ def test_output_scores_has_one_line_per_box(assets, tmp_path, capsys):
     # an unwritable scores file is refused before tracking, in one line
     code, _, err = run(base(assets, "--output-scores", tmp_path / "b.txt" / "s.txt"), capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot write" in err
+
+
+def test_a_b2nn_on_the_packed_kernels_runs_on_one_thread_unless_told(assets, capsys):
+    from backbones import kernels
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        torch.set_num_threads(2)
+        code, out, err = run(["--video", assets["video"], "--init", assets["init"], "--model", assets["bin"],
+                              "--max-frames", 3], capsys)
+        assert code == 0, err
+        packed = "kernel packed" in out
+        assert ("threads 1" in out) == packed and torch.get_num_threads() == (1 if packed else 2)
+        torch.set_num_threads(2)
+        code, out, err = run(["--video", assets["video"], "--init", assets["init"], "--model", assets["fp"],
+                              "--max-frames", 3], capsys)
+        assert code == 0, err
+        assert "threads 2" in out  # an FP model keeps torch's choice
+        code, out, err = run(["--video", assets["video"], "--init", assets["init"], "--model", assets["bin"],
+                              "--max-frames", 3, "--threads", 2], capsys)
+        assert code == 0, err
+        assert "threads 2" in out  # asked for: kept
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+        kernels.set_num_threads(None)

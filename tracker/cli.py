@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "written; --init refers to frame N; default 1)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N tracked frames (the first one included)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="threads of the tracker: torch's, OpenCV's and the packed kernels' pools (default: "
-                        "torch's choice, usually every core)")
+                   help="threads of the tracker: torch's, OpenCV's and the packed kernels' pools (default: 1 for a "
+                        "B2NN on the packed kernels, whose layers are too small to split; else torch's choice, "
+                        "usually every core)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0 to turn off the "
                         "re-detection after a full occlusion (on for dimp, 0.4) or 0.4 to turn it on for siamfc, "
@@ -210,6 +211,7 @@ def _tracker_cpu_clock(src):
 
 def _load_tracker(args):
     from .api import create_tracker
+    from .model import use_threads
     from .zoo import ModelError
     try:
         params = parse_key_values(args.param, "--param")
@@ -219,6 +221,11 @@ def _load_tracker(args):
                            backbone=args.backbone, **params)
     except (ModelError, ValueError) as e:
         raise CLIError(str(e)) from None
+    if args.threads is None and t.info.get("kernel") == "packed":
+        # A B2NN's layers are too small to split: on two cores one thread tracks faster end to end
+        # (lat014 fast: 4.9 s vs 7.0 s for 400 720p frames; BENCHMARKS.md "Per-frame work, round 4").
+        use_threads(1)
+        t.info["threads"] = 1
     return t
 
 
