@@ -8,7 +8,8 @@ x is (N, C, H, W) complex64. The compiled library reads x once with the sum kept
 about 3x the time on a memory-bound loop. The library adds the terms in the order torch's CPU
 sum does, so both give the same bits: which output columns torch sums in its vectorised order
 depends on its build and CPU, so that is found once by probing (``torch_block``). Without the
-library, or for tensors that need a gradient, the torch expressions run instead.
+library, on the torch path (``B2TRACK_KERNEL=torch``), or for tensors that need a gradient, the
+torch expressions run instead.
 """
 from __future__ import annotations
 
