@@ -801,6 +801,21 @@ bool valid_shape(const b2k_shape* sh) {
 
 }  // namespace
 
+namespace {
+
+// With row-merged weights the packed input is first expanded to the rows they read (a per-thread
+// buffer); otherwise it is used as it is.
+const uint64_t* merged_rows(const Geo& q, const uint64_t* xp) {
+    if (!q.merge) return xp;
+    thread_local std::vector<uint64_t> ebuf;
+    const size_t eneed = (size_t)(q.n * q.hp * q.wo * q.bgw);
+    if (ebuf.size() < eneed) ebuf.resize(eneed);
+    expand_rows(q, xp, ebuf.data());
+    return ebuf.data();
+}
+
+}  // namespace
+
 extern "C" {
 
 B2K_API int b2k_version(void) { return 4; }
@@ -859,13 +874,7 @@ B2K_API int b2k_conv_packed(const b2k_shape* sh, const uint64_t* xp, const uint6
     if (!valid_shape(sh)) return -1;
     Geo q = make_geo(sh);
     Out o{out, raw, scale, bias};
-    if (q.merge) {
-        thread_local std::vector<uint64_t> ebuf;
-        const size_t eneed = (size_t)(q.n * q.hp * q.wo * q.bgw);
-        if (ebuf.size() < eneed) ebuf.resize(eneed);
-        expand_rows(q, xp, ebuf.data());
-        xp = ebuf.data();
-    }
+    xp = merged_rows(q, xp);
     conv_packed(q, xp, wblk, o);
     return 0;
 }
@@ -883,13 +892,7 @@ B2K_API int b2k_conv_ex(const b2k_shape* sh, const float* x, const float* thr, c
     if (buf.size() < need) buf.resize(need);
     pack_all(q, x, thr, buf.data());
     const uint64_t* xp = buf.data();
-    if (q.merge) {
-        thread_local std::vector<uint64_t> ebuf;
-        const size_t eneed = (size_t)(q.n * q.hp * q.wo * q.bgw);
-        if (ebuf.size() < eneed) ebuf.resize(eneed);
-        expand_rows(q, xp, ebuf.data());
-        xp = ebuf.data();
-    }
+    xp = merged_rows(q, xp);
     Out o{out, raw, scale, bias};
     if (!raw) {
         o.slope = slope;
