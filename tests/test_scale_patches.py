@@ -1,12 +1,13 @@
 """The scale filter's fast stages against slow references: shared-region patches vs one crop and
-resize per scale, the cartToPolar gradient histograms vs an arctan2 version, and fDSST's
-interpolated response (fewer scales cut) vs an explicit trigonometric sum and the full filter."""
+resize per scale, the cartToPolar gradient histograms vs an arctan2 version, fDSST's
+interpolated response (fewer scales cut) vs an explicit trigonometric sum and the full filter,
+and patches cut from a grey region only (GreyFrame) vs the whole frame in grey, bit for bit."""
 import cv2
 import numpy as np
 import pytest
 
 from tests.test_scale_filter import _texture, _zoom
-from tracker.scale_filter import BINS, CELL, ScaleFilter, gradient_histograms, interpolate_periodic
+from tracker.scale_filter import BINS, CELL, GreyFrame, ScaleFilter, gradient_histograms, interpolate_periodic
 from tracker.siamfc import SiamFCParams
 
 
@@ -134,3 +135,40 @@ def test_uint8_grey_gives_the_float_images_features(patches):
         a = sf._features(grey.astype(np.float32), centre, size, sf.factors)
         b = sf._features(grey, centre, size, sf.factors)
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)  # cells of unit-norm histograms
+
+
+def _colour_frame(seed, h=120, w=170):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)  # smooth, but every pixel its own
+
+
+def test_grey_region_patches_are_the_whole_grey_frames_bits():
+    """Inside, across the border and wholly outside the frame; the centre at float64 values that
+    float32 rounds."""
+    img = _colour_frame(0)
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    frame = GreyFrame(img)
+    rng = np.random.default_rng(1)
+    h, w = grey.shape
+    for _ in range(400):
+        c = (float(rng.uniform(-40, w + 40)), float(rng.uniform(-40, h + 40)))
+        sizes = [(int(a), int(b)) for a, b in rng.integers(2, 150, (3, 2))]
+        for got, (pw, ph) in zip(frame.patches(sizes, c), sizes):
+            assert np.array_equal(got, cv2.getRectSubPix(grey, (pw, ph), c, patchType=cv2.CV_32F)), (c, pw, ph)
+
+
+@pytest.mark.parametrize("patches, sampled", [("each", 0), ("shared", 17)])
+def test_the_scale_filter_learns_the_same_from_a_grey_frame(patches, sampled):
+    frames = [_colour_frame(s) for s in range(4)]
+    a, b = ScaleFilter(patches=patches, sampled=sampled), ScaleFilter(patches=patches, sampled=sampled)
+    c, size = np.array([30.0, 100.0]), np.array([50.0, 70.0])  # the patches reach past the frame
+    a.init(cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY), c, size)
+    b.init(GreyFrame(frames[0]), c, size)
+    for img in frames[1:]:
+        grey, view = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), GreyFrame(img)
+        s = a.estimate(grey, c, size)
+        assert s == b.estimate(view, c, size)
+        a.update(grey, c, size * s)
+        b.update(view, c, size * s)
+        assert np.array_equal(a.num, b.num) and np.array_equal(a.den, b.den)

@@ -15,6 +15,8 @@ It also lets the backbone run once per frame instead of three times.
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -64,6 +66,42 @@ def gradient_histograms(patches: np.ndarray) -> np.ndarray:
     return np.concatenate([cells, inten / 255.0 - 0.5], axis=-1).reshape(s, -1)
 
 
+class GreyFrame:
+    """A uint8 BGR (or grey) frame, seen in grey where the scale filter looks.
+
+    The scale patches cover a few target sizes around the target; converting only that region
+    (about 0.01 ms) instead of a whole 1280x720 frame (about 0.2 ms) gives the same patches to
+    the bit: the region is clipped to the frame, so getRectSubPix replicates the frame's own
+    border, and the centre is rounded to float32 first (what OpenCV does with it anyway), so
+    shifting it by the region's integer origin is exact.
+    """
+
+    def __init__(self, img: np.ndarray):
+        self.img = img
+
+    def patches(self, sizes, center) -> list[np.ndarray]:
+        """float32 patches of the (w, h) ``sizes`` around ``center``, as getRectSubPix cuts them
+        from the whole frame in grey."""
+        cx, cy = float(np.float32(center[0])), float(np.float32(center[1]))
+        pw, ph = max(w for w, _ in sizes), max(h for _, h in sizes)
+        hgt, wid = self.img.shape[:2]
+        x0 = min(max(math.floor(cx - pw / 2) - 2, 0), wid - 1)  # the largest patch and its bilinear ring
+        y0 = min(max(math.floor(cy - ph / 2) - 2, 0), hgt - 1)
+        x1 = min(max(math.ceil(cx + pw / 2) + 3, x0 + 1), wid)
+        y1 = min(max(math.ceil(cy + ph / 2) + 3, y0 + 1), hgt)
+        region = self.img[y0:y1, x0:x1]
+        grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+        return [cv2.getRectSubPix(grey, (int(w), int(h)), (cx - x0, cy - y0), patchType=cv2.CV_32F) for w, h in sizes]
+
+
+def cut_patches(image, sizes, center) -> list[np.ndarray]:
+    """float32 patches of ``sizes`` around ``center`` from a grey image or a GreyFrame."""
+    if isinstance(image, GreyFrame):
+        return image.patches(sizes, center)
+    c = (float(center[0]), float(center[1]))
+    return [cv2.getRectSubPix(image, (int(w), int(h)), c, patchType=cv2.CV_32F) for w, h in sizes]
+
+
 PATCH_MODES = ("shared", "each")
 
 
@@ -95,27 +133,26 @@ class ScaleFilter:
         self.model_size = None
         self._last = None  # (image, centre, size, features) of the latest sample
 
-    def _features(self, grey: np.ndarray, center, size, factors) -> np.ndarray:
+    def _features(self, grey: np.ndarray | GreyFrame, center, size, factors) -> np.ndarray:
         """(scales, features) gradient histograms of the patches at size · factors, unwindowed."""
         if self.patches == "shared":
             return gradient_histograms(self._shared_patches(grey, center, size, factors))
         mw, mh = self.model_size
+        sizes = [(max(2, int(round(size[0] * f))), max(2, int(round(size[1] * f)))) for f in factors]
         patches = np.empty((len(factors), mh, mw), np.float32)
-        for i, f in enumerate(factors):
-            pw, ph = max(2, int(round(size[0] * f))), max(2, int(round(size[1] * f)))
-            p = cv2.getRectSubPix(grey, (pw, ph), (float(center[0]), float(center[1])), patchType=cv2.CV_32F)
-            interp = cv2.INTER_AREA if pw > mw else cv2.INTER_LINEAR
+        for i, p in enumerate(cut_patches(grey, sizes, center)):
+            interp = cv2.INTER_AREA if p.shape[1] > mw else cv2.INTER_LINEAR
             patches[i] = cv2.resize(p, (mw, mh), interpolation=interp)
         return gradient_histograms(patches)
 
-    def _shared_patches(self, grey: np.ndarray, center, size, factors) -> np.ndarray:
+    def _shared_patches(self, grey: np.ndarray | GreyFrame, center, size, factors) -> np.ndarray:
         """(S, mh, mw) patches at size · factors, resampled from one area-resized region."""
         mw, mh = self.model_size
         fmax = float(np.max(factors))
         sw, sh = int(np.ceil(mw * fmax)) + 2, int(np.ceil(mh * fmax)) + 2  # small image, model px
         rw = max(2, int(round(sw * size[0] / mw)))  # the same region in frame px
         rh = max(2, int(round(sh * size[1] / mh)))
-        region = cv2.getRectSubPix(grey, (rw, rh), (float(center[0]), float(center[1])), patchType=cv2.CV_32F)
+        region = cut_patches(grey, [(rw, rh)], center)[0]
         interp = cv2.INTER_AREA if rw > sw else cv2.INTER_LINEAR
         small = cv2.resize(region, (sw, sh), interpolation=interp)
         # Patch pixel j of scale f sits at frame x = cx + (j + 1/2 - mw/2) · f · size/mw (as a
@@ -131,7 +168,7 @@ class ScaleFilter:
         out = cv2.remap(small, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out.reshape(s, mh, mw)
 
-    def _sample(self, grey: np.ndarray, center, size) -> np.ndarray:
+    def _sample(self, grey: np.ndarray | GreyFrame, center, size) -> np.ndarray:
         """(features, scales) spectrum of the patches around ``center`` at size · factors.
 
         The tracker samples twice per frame at one centre: to estimate (old size) and to learn
@@ -156,7 +193,7 @@ class ScaleFilter:
         self._last = (grey, center, size, feats)
         return np.fft.fft((feats * self.window[:, None]).T, axis=1)  # (d, S)
 
-    def init(self, grey: np.ndarray, center, size) -> None:
+    def init(self, grey: np.ndarray | GreyFrame, center, size) -> None:
         w, h = float(size[0]), float(size[1])
         k = np.sqrt(self.model_area / max(w * h, 1e-6))
         # a model at least 2 cells on a side, in whole cells, with the target's aspect ratio
@@ -166,7 +203,7 @@ class ScaleFilter:
         self._last = None
         self.update(grey, center, size)
 
-    def update(self, grey: np.ndarray, center, size) -> None:
+    def update(self, grey: np.ndarray | GreyFrame, center, size) -> None:
         """Learn from the target at ``center`` with ``size`` (running average, rate lr)."""
         f = self._sample(grey, center, size)
         num = np.conj(self.label_hat)[None] * f
@@ -177,7 +214,7 @@ class ScaleFilter:
             self.num = (1 - self.lr) * self.num + self.lr * num
             self.den = (1 - self.lr) * self.den + self.lr * den
 
-    def estimate(self, grey: np.ndarray, center, size) -> float:
+    def estimate(self, grey: np.ndarray | GreyFrame, center, size) -> float:
         """The size factor (one of ``factors``) at which the target at ``center`` now appears."""
         z = self._sample(grey, center, size)
         resp_hat = (np.conj(self.num) * z).sum(0) / (self.den + self.reg)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from . import crops
 from .model import use_threads
-from .scale_filter import PATCH_MODES, ScaleFilter, check_sampled
+from .scale_filter import PATCH_MODES, GreyFrame, ScaleFilter, check_sampled
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Frame:
     si: int = 0  # the chosen scale
     disp_crop: np.ndarray | None = None  # the target's move, (dy, dx) search-crop px
     redetect: bool = False  # the target is lost: patches is one wide re-detection crop
-    grey: np.ndarray | None = None  # the frame in grey (the scale filter's), made when first needed
+    grey: GreyFrame | None = None  # the frame as the scale filter sees it, made when first needed
 
 
 @dataclass
@@ -163,10 +163,10 @@ class SiamFCTracker:
         return cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if self.params.rgb else img
 
     @staticmethod
-    def _grey(img: np.ndarray) -> np.ndarray:
-        """uint8 grey: the scale filter cuts float patches from it (getRectSubPix's 8U -> 32F path:
-        the float image's numbers to rounding), so the whole frame is never converted to float."""
-        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    def _grey(img: np.ndarray) -> GreyFrame:
+        """The frame as the scale filter sees it: grey, converted only where its patches are cut
+        (in uint8: getRectSubPix's 8U -> 32F path gives the float image's numbers to rounding)."""
+        return GreyFrame(img)
 
     @torch.inference_mode()
     def _embed(self, patches: np.ndarray) -> torch.Tensor:
