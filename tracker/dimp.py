@@ -154,12 +154,11 @@ class TargetFilter:
         """(N, C, n, n) features -> their rfft2, the form samples are stored in."""
         return torch.fft.rfft2(x.float())
 
-    # The two products below read every stored spectrum (40 x 128 channels: ~13 MB) and are
-    # the CG's cost; spectral.sum_* read them once where torch's broadcast product reads them thrice.
+    # The two products of _fwd and _adj read every stored spectrum (40 x 128 channels: ~13 MB) and
+    # are the CG's cost; spectral.sum_* read them once where torch's broadcast product reads them thrice.
     def _fwd(self, xh: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Valid correlation of every sample with filter v: (N, R, R)."""
-        out = torch.fft.irfft2(spectral.sum_channels(xh, kernel_spectrum(v, self.n)), s=(self.n, self.n))
-        return out[:, self.k - 1:, self.k - 1:]
+        return valid_correlation(xh, kernel_spectrum(v, self.n), self.n, self.k)
 
     def _adj(self, xh: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Adjoint of _fwd: sum_n r_n correlated with x_n, (1, C, k, k)."""

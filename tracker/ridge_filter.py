@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from backbones.kernels import spectral
+
 FILTER_REG = 0.02  # lambda, relative to one sample's energy per filter tap (times R*R)
 LABEL_SIGMA = 0.125  # Gaussian label width, fraction of the target size
 INIT_ITERS = 15  # conjugate-gradient iterations of the first frame's filter, from zero
@@ -56,6 +58,8 @@ def kernel_spectrum(v: torch.Tensor, n: int) -> torch.Tensor:
 
 def valid_correlation(xh: torch.Tensor, vh: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """(N, C) spectra of n x n maps and a kernel_spectrum of a k x k kernel -> (N, n-k+1, n-k+1),
-    what F.conv2d(x, v) gives (to float rounding)."""
-    out = torch.fft.irfft2((xh * vh).sum(1), s=(n, n))
+    what F.conv2d(x, v) gives (to float rounding). The channel sum reads the spectra once
+    (backbones.kernels.spectral: the online filter's CG runs it over ~13 MB of stored samples),
+    with torch's bits."""
+    out = torch.fft.irfft2(spectral.sum_channels(xh, vh), s=(n, n))
     return out[:, k - 1:, k - 1:]
