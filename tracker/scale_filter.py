@@ -95,11 +95,8 @@ class GreyFrame:
 
 
 def cut_patches(image, sizes, center) -> list[np.ndarray]:
-    """float32 patches of ``sizes`` around ``center`` from a grey image or a GreyFrame."""
-    if isinstance(image, GreyFrame):
-        return image.patches(sizes, center)
-    c = (float(center[0]), float(center[1]))
-    return [cv2.getRectSubPix(image, (int(w), int(h)), c, patchType=cv2.CV_32F) for w, h in sizes]
+    """float32 patches of ``sizes`` around ``center`` from a GreyFrame or a grey image."""
+    return (image if isinstance(image, GreyFrame) else GreyFrame(image)).patches(sizes, center)
 
 
 PATCH_MODES = ("shared", "each")
