@@ -147,10 +147,11 @@ def _load(args):
     return load_dataset(args.dataset, root, **options)
 
 
-def _scores(args, sequences):
+def _scores(args, sequences, trackers=None):
+    """Every tracker's scores (``trackers``, else --trackers, else all under --results)."""
     from .scoring import score_results
 
-    scores, empty = score_results(args.results, sequences, args.dataset, args.trackers,
+    scores, empty = score_results(args.results, sequences, args.dataset, trackers or args.trackers,
                                   args.convention)
     for s in empty:
         print(f"track-eval: warning: {s.tracker}: no result file matches a {args.dataset} "
@@ -232,9 +233,9 @@ def cmd_report(args):
 
     sequences = _load(args)
     groups = _average_groups(args.average)
-    if args.trackers:  # the runs to average are scored even when --trackers leaves them out
-        args.trackers = list(dict.fromkeys(args.trackers + [m for ms in groups.values() for m in ms]))
-    scores = _apply_averages(_scores(args, sequences), groups)
+    # the runs to average are scored even when --trackers leaves them out
+    trackers = list(dict.fromkeys(args.trackers + [m for ms in groups.values() for m in ms])) if args.trackers else None
+    scores = _apply_averages(_scores(args, sequences, trackers), groups)
     if args.baseline and args.baseline not in {s.tracker for s in scores}:
         raise EvalError(f"--baseline {args.baseline!r} is not among the scored trackers: "
                         f"{', '.join(sorted(s.tracker for s in scores))}")
