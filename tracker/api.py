@@ -24,7 +24,7 @@ import warnings
 import torch
 
 from . import zoo
-from .model import use_threads
+from .model import pool_threads, use_threads
 from .multi import MultiTracker, create_multi_tracker, track_many
 from .registry import DEFAULT_TRACKER, get_tracker, list_trackers
 
@@ -76,7 +76,7 @@ def create_tracker(name: str = DEFAULT_TRACKER, budget: float | None = None, mod
     """
     cls = get_tracker(name).load()
     p = cls.Params.from_kwargs(threads=threads, **params)  # fail on a typo before loading anything
-    use_threads(threads)  # the tracker's init applies p.threads again, for trackers made without this function
+    use_threads(pool_threads(threads))  # the tracker's init does it again, for trackers made without this function
     path, entry, sha256 = zoo.resolve(model, budget, backbone)
     net, spec, meta = zoo.load_model(path, sha256=sha256)
     kernel = attach_kernels(net, spec)
@@ -84,5 +84,5 @@ def create_tracker(name: str = DEFAULT_TRACKER, budget: float | None = None, mod
     tracker.info = {"tracker": name, "backbone": spec.backbone, "budget": spec.budget,
                     "requested_budget": budget, "entry": (entry or {}).get("name") or (entry or {}).get("file"),
                     "model": str(path), "kernel": kernel, "strategy": spec.provenance.get("strategy"),
-                    "threads": torch.get_num_threads(), "meta": meta}
+                    "threads": threads or torch.get_num_threads(), "meta": meta}
     return tracker

@@ -72,18 +72,29 @@ class ColourModel:
 
     def update(self, img: np.ndarray, center, size) -> None:
         """Learn from the target at ``center`` (x, y) with ``size`` (w, h); the first call initialises."""
-        # Work on the neighbourhood only: the masks never reach beyond the grown box.
+        self.learn(self.neighbourhood(img, center, size))
+
+    def neighbourhood(self, img: np.ndarray, center, size) -> tuple | None:
+        """What ``learn`` reads of the frame: a copy of the pixels around the target (the masks
+        never reach beyond the grown box), the target's centre and size in them; None when the
+        target is off the frame. A copy, so the frame's buffer may be reused before ``learn`` runs."""
         ext = np.asarray(size, float) + (size[0] + size[1]) / 2
         x0 = int(max(0, np.floor(center[0] - ext[0] / 2 - 1)))
         y0 = int(max(0, np.floor(center[1] - ext[1] / 2 - 1)))
         x1 = int(min(img.shape[1], np.ceil(center[0] + ext[0] / 2 + 2)))
         y1 = int(min(img.shape[0], np.ceil(center[1] + ext[1] / 2 + 2)))
         if x1 <= x0 or y1 <= y0:
-            return
+            return None
         k = self.stride
-        patch = img[y0:y1:k, x0:x1:k]
-        inner, box, grown = self._boxes(patch.shape[:2], ((center[0] - x0) / k, (center[1] - y0) / k),
-                                        np.asarray(size, float) / k)
+        patch = img[y0:y1:k, x0:x1:k].copy()
+        return patch, ((center[0] - x0) / k, (center[1] - y0) / k), np.asarray(size, float) / k
+
+    def learn(self, neighbourhood: tuple | None) -> None:
+        """Blend in the histograms of a ``neighbourhood`` (its target box vs the ring around it)."""
+        if neighbourhood is None:
+            return
+        patch, center, size = neighbourhood
+        inner, box, grown = self._boxes(patch.shape[:2], center, size)
         bins = colour_bins(patch)
         # rectangles count by slicing; the ring is the grown box's counts minus the box's
         fg = _normalised(_counts(bins[inner]))

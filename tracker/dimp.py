@@ -41,7 +41,7 @@ from . import crops
 from .colour_model import ColourModel
 from .ridge_filter import (FILTER_REG, INIT_ITERS, INIT_SHIFT, LABEL_SIGMA, feature_rms, gaussian_label, kernel_spectrum,
                            label_sigma_cells, normalise_features, ridge_lambda, valid_correlation)
-from .siamfc import Frame, SiamFCParams, SiamFCTracker, peak_contrast
+from .siamfc import Frame, Lesson, SiamFCParams, SiamFCTracker, peak_contrast
 
 
 @dataclass
@@ -459,7 +459,8 @@ class DiMPTracker(SiamFCTracker):
     def _after_redetect(self) -> None:
         self.distractors.forget()
 
-    def _after_update(self, f: DiMPFrame) -> None:
+    def _lesson(self, f: DiMPFrame) -> Lesson:
+        lesson = super()._lesson(f)
         p = self.params
         si, disp_crop, extents = f.si, f.disp_crop, f.extents
         # Confidence: the online filter's value at the new target position.
@@ -471,8 +472,17 @@ class DiMPTracker(SiamFCTracker):
             mid = (len(self.scales) - 1) // 2
             # the target's offset in the middle-scale crop (where the sample comes from)
             off_mid = disp_crop * extents[si] / extents[mid]
-            self.memory.add(f.xh[mid], self._label(off_mid)[0])
+            lesson.sample = (f.xh[mid], self._label(off_mid)[0])
             if self.colour is not None:
-                self.colour.update(f.img, self.center, self.size)
-        if (self.frame - 1) % p.update_every == 0:
-            self.filter.optimise(*self.memory.tensors(), iters=p.update_iters)
+                lesson.colour = self.colour.neighbourhood(f.img, self.center, self.size)
+        lesson.optimise = (self.frame - 1) % p.update_every == 0
+        return lesson
+
+    def _learn(self, lesson: Lesson) -> None:
+        super()._learn(lesson)
+        if lesson.sample is not None:
+            self.memory.add(*lesson.sample)
+            if self.colour is not None:
+                self.colour.learn(lesson.colour)
+        if lesson.optimise:
+            self.filter.optimise(*self.memory.tensors(), iters=self.params.update_iters)

@@ -96,6 +96,12 @@ class SiamNet(nn.Module):
         return self.head(zf, feats[:b]), feats[:b], feats[b:]
 
 
+def pool_threads(n: int | None) -> int | None:
+    """The compute pools' share of a tracker given ``n`` threads: from 2 on, one thread is the
+    learning thread's (tracker/overlap.py) and the pools get the rest."""
+    return n - 1 if n is not None and n >= 2 else n
+
+
 def use_threads(n: int | None) -> None:
     """Run the tracker on ``n`` threads: torch's pool, OpenCV's and the packed kernels' alike (None:
     leave all three). OpenCV would otherwise split every small resize and remap over all cores,

@@ -166,7 +166,15 @@ class ScaleFilter:
         return out.reshape(s, mh, mw)
 
     def _sample(self, grey: np.ndarray | GreyFrame, center, size) -> np.ndarray:
-        """(features, scales) spectrum of the patches around ``center`` at size · factors.
+        """(features, scales) spectrum of the patches around ``center`` at size · factors."""
+        return self._spectrum(self.features(grey, center, size))
+
+    def _spectrum(self, feats: np.ndarray) -> np.ndarray:
+        return np.fft.fft((feats * self.window[:, None]).T, axis=1)  # (d, S)
+
+    def features(self, grey: np.ndarray | GreyFrame, center, size) -> np.ndarray:
+        """(scales, features) gradient histograms of the patches around ``center`` at size · factors:
+        all the filter reads of a frame (``learn`` takes them; they own their memory).
 
         The tracker samples twice per frame at one centre: to estimate (old size) and to learn
         (new size = old · factors[k]). The second sample's patches are then the first's shifted
@@ -188,7 +196,7 @@ class ScaleFilter:
         if feats is None:
             feats = self._features(grey, center, size, self.factors)
         self._last = (grey, center, size, feats)
-        return np.fft.fft((feats * self.window[:, None]).T, axis=1)  # (d, S)
+        return feats
 
     def init(self, grey: np.ndarray | GreyFrame, center, size) -> None:
         w, h = float(size[0]), float(size[1])
@@ -202,7 +210,11 @@ class ScaleFilter:
 
     def update(self, grey: np.ndarray | GreyFrame, center, size) -> None:
         """Learn from the target at ``center`` with ``size`` (running average, rate lr)."""
-        f = self._sample(grey, center, size)
+        self.learn(self.features(grey, center, size))
+
+    def learn(self, feats: np.ndarray) -> None:
+        """Blend in a sample given as ``features``' output."""
+        f = self._spectrum(feats)
         num = np.conj(self.label_hat)[None] * f
         den = (f * np.conj(f)).real.sum(0)
         if self.num is None:

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from . import crops
-from .model import use_threads
+from .model import pool_threads, use_threads
+from .overlap import Learner
 from .scale_filter import PATCH_MODES, GreyFrame, ScaleFilter, check_sampled
 
 
@@ -36,6 +37,17 @@ class Frame:
     disp_crop: np.ndarray | None = None  # the target's move, (dy, dx) search-crop px
     redetect: bool = False  # the target is lost: patches is one wide re-detection crop
     grey: GreyFrame | None = None  # the frame as the scale filter sees it, made when first needed
+
+
+@dataclass
+class Lesson:
+    """What the learning step takes from one frame. It may run on the learning thread after
+    ``update`` has returned (params.threads >= 2), so it holds copies, never the frame itself or
+    the tracker's position, which the next frame changes."""
+    scale: np.ndarray | None = None  # the scale filter's features at the new box
+    sample: tuple | None = None  # dimp: (spectrum, label) for the online filter's memory, when trusted
+    colour: tuple | None = None  # dimp: the colour model's neighbourhood of the new box, when trusted
+    optimise: bool = False  # dimp: optimise the online filter after this frame
 
 
 @dataclass
@@ -79,7 +91,11 @@ class SiamFCParams:
     redetect_size: int = 511
     peak_lr: float = 0.1  # running level of confident peaks
     rgb: bool = False  # images are RGB (default: OpenCV's BGR)
-    threads: int | None = None  # torch threads; None leaves torch's setting
+    # Threads of the tracker; None leaves torch's setting. From 2 on, the learning from frame t (scale
+    # filter, online filter, colour model) runs on a thread of its own while frame t+1 is cropped
+    # and embedded (tracker/overlap.py), and torch's, OpenCV's and the kernels' pools get threads - 1:
+    # the same boxes as on one thread, sooner.
+    threads: int | None = None
     seed: int = 0
 
     # shares of a blended response: outside [0, 1] they invert a cue instead of weighting it
@@ -180,7 +196,10 @@ class SiamFCTracker:
     @torch.inference_mode()
     def init(self, image: np.ndarray, box) -> None:
         p = self.params
-        use_threads(p.threads)
+        if getattr(self, "learner", None) is not None:
+            self.learner.close()  # a step of the previous target must not land on the new one
+        self.learner = Learner(background=p.threads is not None and p.threads >= 2)
+        use_threads(pool_threads(p.threads))
         torch.manual_seed(p.seed)
         self.rng = np.random.default_rng(p.seed)
         box = np.asarray(box, dtype=np.float64).reshape(-1)
@@ -243,6 +262,7 @@ class SiamFCTracker:
     @torch.inference_mode()
     def finish(self, f: Frame) -> np.ndarray:
         """Phase 3 of update: the new box from the features of f.patches (f.xf, phase 2's)."""
+        self.learner.wait()  # the previous frame's learning, before anything learned is read
         if f.redetect:
             return self._redetect(f)
         p = self.params
@@ -266,9 +286,7 @@ class SiamFCTracker:
         self.frame += 1
         if self._lost(f.siam_peak):
             return crops.cs_to_box(self.center, self.size)
-        if self.scale_filter is not None:
-            self.scale_filter.update(f.grey, self.center, self.size)
-        self._after_update(f)
+        self.learner.run(self._learn, self._lesson(f))
         if p.template_lr > 0 and self.frame % p.template_every == 0 and self.confidence >= p.ok_threshold:
             z = crops.square_crop(f.img, self.center, self.z_extent, p.exemplar_size, f.pad)
             self.zf = (1 - p.template_lr) * self.zf + p.template_lr * self._embed(z[None])
@@ -343,8 +361,18 @@ class SiamFCTracker:
         self.confidence = float(torch.sigmoid(r.max()))
         return r
 
-    def _after_update(self, f: Frame) -> None:
-        """Hook: called with the frame's state once the new target state is known (not when lost)."""
+    def _lesson(self, f: Frame) -> Lesson:
+        """What to learn from frame f, now that the new target state is known (not when lost). It
+        runs on the caller's thread and takes copies of what it needs of the frame."""
+        if self.scale_filter is None:
+            return Lesson()
+        return Lesson(scale=self.scale_filter.features(f.grey, self.center, self.size))
+
+    def _learn(self, lesson: Lesson) -> None:
+        """Learn a frame's lesson: inline, or on the learning thread while the next frame goes through
+        the backbone (params.threads >= 2)."""
+        if lesson.scale is not None:
+            self.scale_filter.learn(lesson.scale)
 
     def _hold(self) -> None:
         """Undo this frame's move: keep the previous position and size (target judged lost)."""
