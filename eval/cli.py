@@ -88,7 +88,8 @@ def build_parser():
                                                          "(default: the zoo's default_backbone)")
     run.add_argument("--model", metavar="CKPT", help="our trackers: checkpoint to load")
     run.add_argument("--threads", type=int,
-                     help="our trackers: threads per tracker (default: the CPU cores shared among --workers, "
+                     help="our trackers: threads per tracker, one of them the learning thread from 2 on "
+                          "(default: the CPU cores shared among --workers, "
                           "so workers do not oversubscribe the cores; with --executor ray, 1, and each task holds that many CPUs)")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="our trackers: override a tracker parameter (repeatable), e.g. lost_ratio=0.4; "

@@ -74,6 +74,10 @@ def time_updates(make, frames, boxes, together: bool, clock=time.process_time) -
         t.update(f)
         spent += clock() - c
         lost += int(any(t.lost) if together else t.lost)
+    c = clock()
+    for single in (t.trackers if together else [t]):
+        single.learner.wait()  # the last frame's learning, when it runs on a thread of its own (threads >= 2)
+    spent += clock() - c
     return 1000 * spent / (len(frames) - 1), lost
 
 
@@ -132,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", default="dimp")
     p.add_argument("--budget", type=float, default=0.3, help="zoo budget (default 0.3)")
     p.add_argument("--model", help="a checkpoint instead of the zoo entry for --budget")
-    p.add_argument("--threads", type=int, default=1, help="torch / kernel threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="tracker threads (default 1); from 2 on, each target's learning runs on a "
+                        "thread of its own and the pools get the rest")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
                    help="cpu: the process's CPU time, all threads (default); wall: elapsed time, for --threads > 1 "
                         "on an otherwise idle machine")

@@ -6,8 +6,10 @@ status 2 (no traceback); Ctrl-C keeps the boxes written so far and exits 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .cli_common import CLIError, Parser, parse_key_values, run_cli
@@ -87,9 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "written; --init refers to frame N; default 1)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N tracked frames (the first one included)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="threads of the tracker: torch's, OpenCV's and the packed kernels' pools (default: 1 for a "
-                        "B2NN on the packed kernels, whose layers are too small to split; else torch's choice, "
-                        "usually every core)")
+                   help="threads of the tracker. 1: all on one thread. N >= 2: the learning from each frame runs "
+                        "on a thread of its own while the next frame goes through the backbone, and torch's, "
+                        "OpenCV's and the packed kernels' pools get N - 1; the boxes are the same as on one "
+                        "thread (default: every core; 1 for a B2NN on the packed kernels, whose frames are too "
+                        "short to split)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tracker parameter (repeatable), e.g. --param lost_ratio=0 to turn off the "
                         "re-detection after a full occlusion (on for dimp, 0.4) or 0.4 to turn it on for siamfc, "
@@ -194,24 +198,24 @@ def _check_args(args, display: bool) -> None:
         raise CLIError("--show needs a display (none found: DISPLAY unset or Qt offscreen)")
 
 
-def _tracker_cpu_clock(src):
+def _tracker_cpu_clock(src, threads: int | None):
     """A clock of the CPU seconds the tracker uses, leaving out the frames decoded ahead on another
-    thread. On one thread (torch's and the kernels') the tracker runs on this thread alone: its own
-    CPU clock, exact. Otherwise the process's CPU less the decoding thread's."""
+    thread. On one thread the tracker runs on this thread alone: its own CPU clock, exact.
+    Otherwise (a learning thread, or pools of several) the process's CPU less the decoding thread's."""
     import torch
     try:
         from backbones import kernels
         kernel_threads = kernels.get_num_threads()
     except Exception:  # noqa: BLE001 - no kernel library: torch's pool is all there is
         kernel_threads = 1
-    if torch.get_num_threads() == 1 and kernel_threads == 1:
+    if torch.get_num_threads() == 1 and kernel_threads == 1 and threads == 1:
         return time.thread_time
     return lambda: time.process_time() - src.decode_cpu_time()
 
 
 def _load_tracker(args):
     from .api import create_tracker
-    from .model import use_threads
+    from .model import pool_threads, use_threads
     from .zoo import ModelError
     try:
         params = parse_key_values(args.param, "--param")
@@ -221,11 +225,14 @@ def _load_tracker(args):
                            backbone=args.backbone, **params)
     except (ModelError, ValueError) as e:
         raise CLIError(str(e)) from None
-    if args.threads is None and t.info.get("kernel") == "packed":
-        # A B2NN's layers are too small to split: on two cores one thread tracks faster end to end
-        # (lat014 fast: 4.9 s vs 7.0 s for 400 720p frames; BENCHMARKS.md "Per-frame work, round 4").
-        use_threads(1)
-        t.info["threads"] = 1
+    if args.threads is None:
+        # An FP model: every core, one of them the learning thread. A B2NN on the packed kernels: one
+        # thread; its layers are too small to split, and its frame too short for a learning thread
+        # to pay beside the decoding one (BENCHMARKS.md "Per-frame work, round 5").
+        n = 1 if t.info.get("kernel") == "packed" else (os.cpu_count() or 1)
+        t.params = replace(t.params, threads=n)
+        use_threads(pool_threads(n))
+        t.info["threads"] = n
     return t
 
 
@@ -390,7 +397,7 @@ def run(args) -> int:
     # disable=None: a bar on a terminal, silence in logs and pipes
     bar = tqdm(total=total, unit="frame", desc="track", dynamic_ncols=True, leave=False, file=sys.stderr, disable=None)
     n, busy, cpu, fps, interrupted = 0, 0.0, 0.0, 0.0, False
-    cpu_clock = _tracker_cpu_clock(src)
+    cpu_clock = _tracker_cpu_clock(src, tracker.prototype.params.threads)
     try:
         t0, c0 = time.perf_counter(), cpu_clock()
         tracker.init(frame, boxes)
