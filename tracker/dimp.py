@@ -314,6 +314,14 @@ class DiMPFrame(Frame):
     filt: torch.Tensor | None = None  # the online filter's response, (S, R, R)
 
 
+@dataclass
+class DiMPLesson(Lesson):
+    """What the online filter and the colour model learn from a frame, besides the scale filter."""
+    sample: tuple | None = None  # (spectrum, label) for the online filter's memory, when trusted
+    colour: tuple | None = None  # the colour model's neighbourhood of the new box, when trusted
+    optimise: bool = False  # optimise the online filter after this frame
+
+
 class DiMPTracker(SiamFCTracker):
     name = "dimp"
     Params = DiMPParams
@@ -459,8 +467,8 @@ class DiMPTracker(SiamFCTracker):
     def _after_redetect(self) -> None:
         self.distractors.forget()
 
-    def _lesson(self, f: DiMPFrame) -> Lesson:
-        lesson = super()._lesson(f)
+    def _lesson(self, f: DiMPFrame) -> DiMPLesson:
+        lesson = DiMPLesson(scale=super()._lesson(f).scale)
         p = self.params
         si, disp_crop, extents = f.si, f.disp_crop, f.extents
         # Confidence: the online filter's value at the new target position.
@@ -478,7 +486,7 @@ class DiMPTracker(SiamFCTracker):
         lesson.optimise = (self.frame - 1) % p.update_every == 0
         return lesson
 
-    def _learn(self, lesson: Lesson) -> None:
+    def _learn(self, lesson: DiMPLesson) -> None:
         super()._learn(lesson)
         if lesson.sample is not None:
             self.memory.add(*lesson.sample)

@@ -45,9 +45,6 @@ class Lesson:
     ``update`` has returned (params.threads >= 2), so it holds copies, never the frame itself or
     the tracker's position, which the next frame changes."""
     scale: np.ndarray | None = None  # the scale filter's features at the new box
-    sample: tuple | None = None  # dimp: (spectrum, label) for the online filter's memory, when trusted
-    colour: tuple | None = None  # dimp: the colour model's neighbourhood of the new box, when trusted
-    optimise: bool = False  # dimp: optimise the online filter after this frame
 
 
 @dataclass
