@@ -2,14 +2,15 @@
 
 After frame t's box is known, the tracker learns from it: the scale filter's and the colour
 model's running averages, a new sample and a few conjugate-gradient steps of the online filter
-(about 3.5 ms of a 720p frame on one core). Nothing of that is needed until frame t+1's
-response is scored, after its search crop has gone through the backbone. So the learning runs on
-a thread of its own while the caller's thread decodes, crops and embeds frame t+1, and
-``wait`` joins it before the learned state is read. Each step runs exactly the operations it
+(about a fifth of a resnet16-half frame; BENCHMARKS.md "Per-frame work, round 5"). None of it is
+needed until frame t+1's response is scored, after its search crop has gone through the backbone.
+So the learning runs on a thread of its own while the caller's thread decodes, crops and embeds
+frame t+1, and ``wait`` joins it before the learned state is read. Each step runs exactly the operations it
 would run inline, in the same order, on single-threaded pools: the boxes are the same to the bit.
 
-The heavy parts (torch's FFTs and products, the compiled spectral sums, OpenCV, numpy) release
-the GIL, so the two threads run side by side on two cores.
+The heavy parts (torch's FFTs and products, the compiled spectral sums, OpenCV) release the GIL,
+so the two threads run side by side on two cores; the Python between them does not, which is why
+a short frame (a B2NN's) gains nothing.
 """
 from __future__ import annotations
 
